@@ -1,0 +1,142 @@
+"""Typed parameters: one frozen pydantic model per section of ``params.yaml``.
+
+A stage validates its own section before it loads any data, so a misspelled key, a wrong type or an
+out-of-range value costs a second, not a half-finished run. Each model's field names are exactly the
+keys that the stage lists under ``params:`` in ``dvc.yaml`` (a test keeps the two in step).
+
+No field has a default: params.yaml is the single place where values live, because DVC tracks
+(and `dvc params diff` shows) only the values written there. A value defaulted in Python would
+change results without DVC noticing.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from imdb_rnn.errors import ParamsError
+
+# DVC's default parameters file, read relative to the pipeline root where `dvc repro` runs stages.
+PARAMS_FILE = Path("params.yaml")
+
+
+class _Section(BaseModel):
+    # strict: YAML already gives ints, floats, bools and strings their own types, so a quoted
+    # number ("20000") or a float where an int belongs is a mistake worth reporting, not coercing.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class IngestParams(_Section):
+    """Where the reviews come from and how they are split."""
+
+    source: str = Field(min_length=1)  # "huggingface", "keras", or a local file/directory
+    dataset: str = Field(min_length=1)  # Hugging Face dataset id
+    revision: str | None  # Hub branch, tag or commit; None = the default branch
+    protocol: Literal["official", "random"]
+    validation_fraction: float = Field(gt=0, lt=1)
+    test_fraction: float = Field(gt=0, lt=1)  # protocol "random" only
+    seed: int
+    max_reviews_per_split: int | None = Field(ge=1)  # None = every review
+
+
+class TokenizeParams(_Section):
+    """How review text becomes fixed-length id sequences."""
+
+    vocab_size: int = Field(ge=3)  # ids in total, counting 0 = padding and 1 = OOV
+    min_frequency: int = Field(ge=1)
+    max_length: int = Field(ge=1)
+    padding: Literal["pre", "post"]
+    truncating: Literal["pre", "post"]
+
+
+class PretrainedVectorsParams(_Section):
+    """Where `embed.method: pretrained` finds its vectors."""
+
+    source: str = Field(min_length=1)  # a Hub model repository id, or a local file
+    filename: str | None  # the file inside the Hub repository
+    revision: str | None
+    format: Literal["gensim", "word2vec-binary", "word2vec-text"]
+
+
+class EmbedParams(_Section):
+    """How the embedding matrix that initialises the model is made."""
+
+    method: Literal["word2vec", "pretrained", "random"]
+    dimension: int = Field(ge=1)  # word2vec and random; pretrained vectors bring their own
+    algorithm: Literal["skipgram", "cbow"]
+    window: int = Field(ge=1)
+    min_count: int = Field(ge=1)
+    negative: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    seed: int
+    workers: int = Field(ge=1)  # 1 is the only setting that gives bit-identical vectors
+    pretrained: PretrainedVectorsParams
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    "ingest": IngestParams,
+    "tokenize": TokenizeParams,
+    "embed": EmbedParams,
+}
+
+SectionT = TypeVar("SectionT", bound=_Section)
+
+
+def parse_section(document: dict[str, Any], section: str, model: type[SectionT]) -> SectionT:
+    """Validate one section of a parsed params document, or raise a one-line ParamsError."""
+    if section not in document:
+        raise ParamsError(
+            f"params.yaml has no '{section}' section; add one (see README, Parameters)"
+        )
+    values = document[section] if document[section] is not None else {}
+    if not isinstance(values, dict):
+        raise ParamsError(f"params.yaml: '{section}' must be a mapping of keys, got {values!r}")
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        raise ParamsError(_describe(error, section, model)) from None
+
+
+def load_section(section: str, model: type[SectionT], path: Path = PARAMS_FILE) -> SectionT:
+    """Read ``path`` and validate the named section."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ParamsError(f"{path} not found; run stages from the repository root") from None
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    return parse_section(document, section, model)
+
+
+def _describe(error: ValidationError, section: str, model: type[BaseModel]) -> str:
+    """Turn pydantic's report into one line per problem: key, bad value, what is allowed."""
+    lines = []
+    for problem in error.errors():
+        key = ".".join([section, *(str(part) for part in problem["loc"])])
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"params.yaml: unknown key {key}{_suggestion(problem['loc'], model)}")
+            continue
+        if problem["type"] == "missing":
+            lines.append(f"params.yaml: missing key {key}; add it (see README, Parameters)")
+            continue
+        allowed = problem["msg"].replace("Input should be", "must be")
+        lines.append(f"params.yaml: {key} {allowed}, got {problem['input']!r}")
+    return "; ".join(lines)
+
+
+def _suggestion(location: tuple, model: type[BaseModel]) -> str:
+    """' (did you mean X?)' for a misspelled key, or the list of allowed keys."""
+    *parents, unknown = (str(part) for part in location)
+    for parent in parents:  # walk into nested sections such as embed.pretrained
+        annotation = model.model_fields[parent].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    allowed = list(model.model_fields)
+    close = difflib.get_close_matches(unknown, allowed, n=1)
+    if close:
+        return f" (did you mean {close[0]}?)"
+    return f" (allowed: {', '.join(allowed)})"

@@ -1,0 +1,96 @@
+"""embed: make the embedding matrix that initialises the model's Embedding layer.
+
+Reads params.yaml:embed, the vocabulary and the training token corpus. Writes the matrix
+(float32, (vocabulary ids, dimension), row 0 all zeros), the word vectors it came from (word2vec
+binary format; empty for method random), and a JSON coverage report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from gensim.models import KeyedVectors
+
+from imdb_rnn import artifacts, cli
+from imdb_rnn.embedding import (
+    build_embedding_matrix,
+    coverage_report,
+    random_embedding_matrix,
+    restrict_to_vocabulary,
+    train_word2vec,
+)
+from imdb_rnn.params import EmbedParams, load_section
+from imdb_rnn.sources import load_pretrained_vectors
+
+log = logging.getLogger("stages.embed")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--vocabulary", type=Path, required=True)
+    parser.add_argument(
+        "--corpus", type=Path, required=True, help="training tokens, one review a line"
+    )
+    parser.add_argument("--matrix", type=Path, required=True, help="where the .npy matrix goes")
+    parser.add_argument("--vectors", type=Path, required=True, help="where the word vectors go")
+    parser.add_argument("--report", type=Path, required=True, help="JSON coverage report")
+    return parser.parse_args(argv)
+
+
+def load_word_vectors(params: EmbedParams, corpus: list[list[str]]) -> KeyedVectors:
+    """Word2Vec trained here, or pretrained vectors; for method random, an empty set."""
+    if params.method == "word2vec":
+        started = time.perf_counter()
+        vectors = train_word2vec(corpus, params)
+        log.info(
+            "word2vec: %d words x %d dims in %.1f s",
+            len(vectors),
+            vectors.vector_size,
+            time.perf_counter() - started,
+        )
+        return vectors
+    if params.method == "pretrained":
+        settings = params.pretrained
+        return load_pretrained_vectors(
+            settings.source, settings.filename, settings.revision, settings.format
+        )
+    return KeyedVectors(vector_size=params.dimension)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    params = load_section("embed", EmbedParams)
+    vocabulary = artifacts.read_vocabulary(args.vocabulary)
+    corpus = artifacts.read_token_corpus(args.corpus)
+
+    vectors = load_word_vectors(params, corpus)
+    if params.method == "random":
+        matrix = random_embedding_matrix(len(vocabulary), params.dimension, params.seed)
+        covered = np.zeros(len(vocabulary), dtype=bool)
+    else:
+        matrix, covered = build_embedding_matrix(vocabulary, vectors, params.seed)
+    if params.method == "pretrained":  # keep only what this vocabulary uses, not gigabytes
+        vectors = restrict_to_vocabulary(vectors, vocabulary)
+
+    report = {
+        "method": params.method,
+        "dimension": int(matrix.shape[1]),
+        **coverage_report(vocabulary, covered, corpus),
+    }
+    log.info(
+        "matrix %s; %.1f%% of vocabulary words and %.1f%% of training tokens have a vector",
+        matrix.shape,
+        100 * report["vocabulary_coverage"],
+        100 * report["training_token_coverage"],
+    )
+    artifacts.write_matrix(matrix, args.matrix)
+    artifacts.write_vectors(vectors, args.vectors)
+    artifacts.write_json(report, args.report)
+
+
+if __name__ == "__main__":
+    cli.run(main, "embed")
