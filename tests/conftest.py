@@ -1,0 +1,60 @@
+"""Shared fixtures: toy reviews, the repository's own params.yaml, and tiny datasets on disk."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_IMDB_CACHE = REPO_ROOT.parent / "shared" / "hf" / "datasets"
+
+POSITIVE_WORDS = ["great", "wonderful", "superb", "moving", "brilliant", "loved", "best", "fun"]
+NEGATIVE_WORDS = ["awful", "boring", "terrible", "dull", "worst", "waste", "hated", "bad"]
+FILLER_WORDS = ["the", "movie", "film", "plot", "actor", "scene", "story", "it", "was", "and"]
+
+
+def make_reviews(count: int, seed: int = 0) -> pd.DataFrame:
+    """Synthetic reviews whose sentiment words follow their label, half positive, half negative."""
+    rng = random.Random(seed)
+    rows = []
+    for index in range(count):
+        label = index % 2
+        cue_words = POSITIVE_WORDS if label else NEGATIVE_WORDS
+        words = [rng.choice(FILLER_WORDS + cue_words) for _ in range(rng.randint(8, 40))]
+        rows.append({"text": " ".join(words).capitalize() + ".<br /><br />", "label": label})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def toy_reviews() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "text": [
+                "A wonderful film.<br /><br />I loved it!",
+                "Dull, boring and far too long. I didn't care.",
+                "The best acting I've seen this year!",
+                "Awful. Just awful?",
+            ],
+            "label": [1, 0, 1, 0],
+        }
+    )
+
+
+@pytest.fixture
+def default_params() -> dict:
+    """The repository's params.yaml, parsed: tests start from the real defaults."""
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    """A directory laid out like the Hub's parquet export: plain_text/{train,test}-*.parquet."""
+    directory = tmp_path / "imdb" / "plain_text"
+    directory.mkdir(parents=True)
+    make_reviews(200, seed=1).to_parquet(directory / "train-00000-of-00001.parquet")
+    make_reviews(100, seed=2).to_parquet(directory / "test-00000-of-00001.parquet")
+    return directory.parent

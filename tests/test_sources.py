@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+
+from imdb_rnn import sources
+from imdb_rnn.errors import DataError, SourceUnavailableError
+from tests.conftest import make_reviews
+
+
+def test_local_directory_is_searched_recursively_and_shards_are_concatenated(tmp_path):
+    (tmp_path / "plain_text").mkdir()
+    make_reviews(10, seed=1).to_parquet(tmp_path / "plain_text" / "train-00000-of-00002.parquet")
+    make_reviews(6, seed=2).to_parquet(tmp_path / "plain_text" / "train-00001-of-00002.parquet")
+    make_reviews(4, seed=3).to_csv(tmp_path / "test.csv", index=False)
+    loaded = sources.load_reviews(str(tmp_path), "unused", None)
+    assert sorted(loaded) == ["test", "train"]
+    assert len(loaded["train"]) == 16 and len(loaded["test"]) == 4
+
+
+def test_local_file_is_one_pool(tmp_path):
+    path = tmp_path / "reviews.csv"
+    make_reviews(8).to_csv(path, index=False)
+    loaded = sources.load_reviews(str(path), "unused", None)
+    assert list(loaded) == [sources.POOLED] and len(loaded[sources.POOLED]) == 8
+
+
+def test_local_directory_without_test_files_is_an_error(tmp_path):
+    make_reviews(8).to_parquet(tmp_path / "train.parquet")
+    with pytest.raises(DataError, match=r"no test\*\.parquet or test\*\.csv"):
+        sources.load_reviews(str(tmp_path), "unused", None)
+
+
+def test_unknown_source_is_explained(tmp_path):
+    with pytest.raises(SourceUnavailableError, match="neither 'huggingface', 'keras' nor"):
+        sources.load_reviews(str(tmp_path / "nowhere"), "unused", None)
+
+
+def test_huggingface_connection_failure_explains_offline_use(monkeypatch):
+    import datasets
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'stanfordnlp/imdb' on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    with pytest.raises(SourceUnavailableError, match="HF_HUB_OFFLINE=1 and HF_DATASETS_CACHE"):
+        sources.load_reviews("huggingface", "stanfordnlp/imdb", None)
+
+
+def test_keras_source_decodes_ids_back_to_text(monkeypatch):
+    from keras.datasets import imdb
+
+    word_index = {"good": 1, "bad": 2, "film": 3}
+    train = (np.array([[1, 4, 6], [1, 5, 6]], dtype=object), np.array([1, 0]))
+    test = (np.array([[1, 5, 2]], dtype=object), np.array([0]))
+    monkeypatch.setattr(imdb, "load_data", lambda: (train, test))
+    monkeypatch.setattr(imdb, "get_word_index", lambda: word_index)
+    loaded = sources.load_reviews("keras", "unused", None)
+    assert loaded["train"]["text"].tolist() == ["good film", "bad film"]
+    assert loaded["test"]["text"].tolist() == ["bad"]
+    assert loaded["train"]["label"].tolist() == [1, 0]
+
+
+def test_keras_download_failure_explains_offline_use(monkeypatch):
+    from keras.datasets import imdb
+
+    def unreachable():
+        raise Exception("URL fetch failure on https://storage.googleapis.com/imdb.npz: None")
+
+    monkeypatch.setattr(imdb, "load_data", unreachable)
+    with pytest.raises(SourceUnavailableError, match=r"~/\.keras/datasets/"):
+        sources.load_reviews("keras", "unused", None)
+
+
+def test_keras_other_errors_are_not_disguised(monkeypatch):
+    from keras.datasets import imdb
+
+    def broken():
+        raise ValueError("corrupt archive")
+
+    monkeypatch.setattr(imdb, "load_data", broken)
+    with pytest.raises(ValueError, match="corrupt archive"):
+        sources.load_reviews("keras", "unused", None)
+
+
+@pytest.fixture
+def small_vectors() -> KeyedVectors:
+    vectors = KeyedVectors(vector_size=3)
+    vectors.add_vectors(["good", "bad"], np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32))
+    return vectors
+
+
+@pytest.mark.parametrize(
+    ("vector_format", "save"),
+    [
+        ("word2vec-text", lambda kv, path: kv.save_word2vec_format(path, binary=False)),
+        ("word2vec-binary", lambda kv, path: kv.save_word2vec_format(path, binary=True)),
+        ("gensim", lambda kv, path: kv.save(path)),
+    ],
+)
+def test_pretrained_vectors_from_a_local_file(tmp_path, small_vectors, vector_format, save):
+    path = tmp_path / "vectors"
+    save(small_vectors, str(path))
+    loaded = sources.load_pretrained_vectors(str(path), None, None, vector_format)
+    np.testing.assert_array_equal(loaded["bad"], small_vectors["bad"])
+
+
+def test_pretrained_vectors_offline_is_explained(monkeypatch):
+    import huggingface_hub
+
+    def offline(*args, **kwargs):
+        raise FileNotFoundError("outgoing traffic has been disabled")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(SourceUnavailableError, match=r"set embed\.pretrained\.source to a local"):
+        sources.load_pretrained_vectors("fse/word2vec-google-news-300", "x.model", None, "gensim")
+
+
+def test_pretrained_hub_source_needs_a_filename():
+    with pytest.raises(SourceUnavailableError, match=r"set embed\.pretrained\.filename"):
+        sources.load_pretrained_vectors("some/repo", None, None, "gensim")

@@ -1,0 +1,189 @@
+"""Each stage run as dvc.yaml runs it (``python -m stages.<name>``) in a scratch directory."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from gensim.models import KeyedVectors
+
+from tests.conftest import REPO_ROOT, SHARED_IMDB_CACHE
+
+
+def run_stage(workdir: Path, name: str, *args: str, env: dict | None = None):
+    environment = os.environ | {"PYTHONPATH": str(REPO_ROOT)} | (env or {})
+    return subprocess.run(
+        [sys.executable, "-m", f"stages.{name}", *args],
+        cwd=workdir,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The stage's error: exactly one line, the last on stderr (log lines may come before it)."""
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if ": error: " in line]
+    assert errors == lines[-1:], result.stderr
+    return errors[0]
+
+
+def write_params(workdir: Path, params: dict) -> None:
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+INGEST_ARGS = ("--out-dir", "data/raw", "--report", "reports/data.json")
+TOKENIZE_ARGS = (
+    "--raw-dir",
+    "data/raw",
+    "--out-dir",
+    "data/tokenized",
+    "--report",
+    "reports/tokenize.json",
+)
+EMBED_ARGS = (
+    "--vocabulary",
+    "data/tokenized/vocabulary.json",
+    "--corpus",
+    "data/tokenized/train_tokens.txt",
+    "--matrix",
+    "data/embedding/matrix.npy",
+    "--vectors",
+    "models/word_vectors.bin",
+    "--report",
+    "reports/embedding.json",
+)
+
+
+@pytest.fixture
+def tiny_params(default_params, tiny_dataset) -> dict:
+    params = copy.deepcopy(default_params)
+    params["ingest"]["source"] = str(tiny_dataset)
+    params["tokenize"] |= {"vocab_size": 50, "max_length": 16}
+    params["embed"] |= {"dimension": 8, "epochs": 1, "min_count": 1}
+    return params
+
+
+def test_data_stages_write_every_declared_output(tmp_path, tiny_params):
+    write_params(tmp_path, tiny_params)
+    for name, args in (("ingest", INGEST_ARGS), ("tokenize", TOKENIZE_ARGS), ("embed", EMBED_ARGS)):
+        result = run_stage(tmp_path, name, *args)
+        assert result.returncode == 0, result.stderr
+
+    report = json.loads((tmp_path / "reports/data.json").read_text())
+    assert [report[split]["rows"] for split in ("train", "validation", "test")] == [180, 20, 100]
+
+    arrays = np.load(tmp_path / "data/tokenized/train.npz")
+    assert arrays["ids"].shape == (180, 16) and arrays["ids"].dtype == np.int32
+    assert arrays["labels"].shape == (180,)
+    vocabulary = json.loads((tmp_path / "data/tokenized/vocabulary.json").read_text())
+    assert vocabulary["tokens"][:2] == ["<pad>", "<oov>"] and len(vocabulary["tokens"]) <= 50
+    corpus = (tmp_path / "data/tokenized/train_tokens.txt").read_text().splitlines()
+    assert len(corpus) == 180 and max(len(line.split()) for line in corpus) > 16  # untruncated
+
+    matrix = np.load(tmp_path / "data/embedding/matrix.npy")
+    assert matrix.shape == (len(vocabulary["tokens"]), 8)
+    assert not matrix[0].any()
+    coverage = json.loads((tmp_path / "reports/embedding.json").read_text())
+    assert coverage["method"] == "word2vec" and coverage["vocabulary_coverage"] == 1.0
+    vectors = KeyedVectors.load_word2vec_format(
+        str(tmp_path / "models/word_vectors.bin"), binary=True
+    )
+    np.testing.assert_allclose(matrix[vocabulary["tokens"].index("movie")], vectors["movie"])
+
+
+def test_bad_parameter_stops_the_stage_with_one_line_and_no_output(tmp_path, tiny_params):
+    tiny_params["ingest"]["validation_fraction"] = 1.5
+    write_params(tmp_path, tiny_params)
+    result = run_stage(tmp_path, "ingest", *INGEST_ARGS)
+    assert result.returncode == 1
+    assert error_line(result) == (
+        "ingest: error: params.yaml: ingest.validation_fraction must be less than 1, got 1.5"
+    )
+    assert not (tmp_path / "data").exists() and not (tmp_path / "reports").exists()
+
+
+def test_bad_data_stops_the_stage_with_one_line_and_no_output(tmp_path, tiny_params, tiny_dataset):
+    train_file = next(tiny_dataset.rglob("train*.parquet"))
+    import pandas as pd
+
+    pd.read_parquet(train_file).rename(columns={"text": "review"}).to_parquet(train_file)
+    write_params(tmp_path, tiny_params)
+    result = run_stage(tmp_path, "ingest", *INGEST_ARGS)
+    assert result.returncode == 1
+    line = error_line(result)
+    assert "missing column(s) text" in line and "Rename the columns" in line
+    assert not (tmp_path / "data").exists()
+
+
+def test_embed_random_and_pretrained_methods(tmp_path, tiny_params):
+    write_params(tmp_path, tiny_params)
+    for name, args in (("ingest", INGEST_ARGS), ("tokenize", TOKENIZE_ARGS)):
+        assert run_stage(tmp_path, name, *args).returncode == 0
+
+    tiny_params["embed"]["method"] = "random"
+    write_params(tmp_path, tiny_params)
+    assert run_stage(tmp_path, "embed", *EMBED_ARGS).returncode == 0
+    assert json.loads((tmp_path / "reports/embedding.json").read_text())["vocabulary_coverage"] == 0
+    assert np.abs(np.load(tmp_path / "data/embedding/matrix.npy")).max() <= 0.05
+
+    pretrained = KeyedVectors(vector_size=3)
+    pretrained.add_vectors(["movie", "great", "zebra"], np.eye(3, dtype=np.float32))
+    pretrained.save_word2vec_format(str(tmp_path / "vectors.txt"), binary=False)
+    tiny_params["embed"]["method"] = "pretrained"
+    tiny_params["embed"]["pretrained"] |= {"source": "vectors.txt", "format": "word2vec-text"}
+    write_params(tmp_path, tiny_params)
+    result = run_stage(tmp_path, "embed", *EMBED_ARGS)
+    assert result.returncode == 0, result.stderr
+    assert np.load(tmp_path / "data/embedding/matrix.npy").shape[1] == 3
+    saved = KeyedVectors.load_word2vec_format(
+        str(tmp_path / "models/word_vectors.bin"), binary=True
+    )
+    assert sorted(saved.index_to_key) == ["great", "movie"]  # "zebra" is not in the vocabulary
+
+
+def test_huggingface_source_offline_without_cache_explains_the_fix(tmp_path, tiny_params):
+    tiny_params["ingest"]["source"] = "huggingface"
+    write_params(tmp_path, tiny_params)
+    offline = {
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_CACHE": str(tmp_path / "empty"),
+        "HF_HOME": str(tmp_path / "home"),
+    }
+    result = run_stage(tmp_path, "ingest", *INGEST_ARGS, env=offline)
+    assert result.returncode == 1
+    line = error_line(result)
+    assert (
+        "cannot load Hugging Face dataset 'stanfordnlp/imdb'" in line and "HF_HUB_OFFLINE=1" in line
+    )
+
+
+@pytest.mark.skipif(
+    not SHARED_IMDB_CACHE.exists(), reason="needs the offline IMDB cache in ../shared"
+)
+def test_huggingface_source_reads_the_offline_cache(tmp_path, tiny_params):
+    """The default source, unchanged, on the real dataset (capped to keep the test quick)."""
+    cache = tmp_path / "hf"
+    shutil.copytree(SHARED_IMDB_CACHE, cache)  # datasets may write lock files into its cache
+    tiny_params["ingest"] |= {"source": "huggingface", "max_reviews_per_split": 300}
+    write_params(tmp_path, tiny_params)
+    offline = {
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_CACHE": str(cache),
+        "HF_HOME": str(tmp_path / "home"),
+    }
+    result = run_stage(tmp_path, "ingest", *INGEST_ARGS, env=offline)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "reports/data.json").read_text())
+    assert all(report[split]["rows"] == 300 for split in ("train", "validation", "test"))
+    assert report["train"]["positive_share"] == 0.5
