@@ -15,8 +15,8 @@ import difflib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML, YAMLError
 
 from imdb_rnn.errors import ParamsError
 
@@ -77,10 +77,60 @@ class EmbedParams(_Section):
     pretrained: PretrainedVectorsParams
 
 
+class EarlyStoppingParams(_Section):
+    monitor: Literal["val_loss", "val_accuracy"]
+    patience: int = Field(ge=0)  # epochs without improvement before stopping; 0 = never stop early
+    restore_best_weights: bool
+
+
+class ReduceLearningRateParams(_Section):
+    monitor: Literal["val_loss", "val_accuracy"]
+    patience: int = Field(ge=0)  # epochs without improvement before reducing; 0 = constant rate
+    factor: float = Field(gt=0, lt=1)
+    min_learning_rate: float = Field(ge=0)
+
+
+class TrainParams(_Section):
+    """The recurrent classifier and how it is trained."""
+
+    model: Literal["simple_rnn", "lstm", "gru"]
+    bidirectional: bool
+    num_layers: int = Field(ge=1)
+    units: int = Field(ge=1)
+    dropout: float = Field(ge=0, lt=1)  # on the inputs of each recurrent layer
+    recurrent_dropout: float = Field(ge=0, lt=1)  # > 0 rules out the cuDNN kernels on a GPU
+    spatial_dropout: float = Field(ge=0, lt=1)  # drops whole embedding channels
+    between_layer_dropout: float = Field(ge=0, lt=1)  # between stacked recurrent layers
+    pooling: Literal["last", "max", "mean"]
+    head_dropout: float = Field(ge=0, lt=1)  # after pooling
+    dense_units: int = Field(ge=0)  # a ReLU layer before the output; 0 = none
+    embedding_trainable: bool
+    mask_padding: bool
+    optimizer: Literal["adam", "adamw", "rmsprop"]
+    learning_rate: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    batch_size: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    early_stopping: EarlyStoppingParams
+    reduce_lr: ReduceLearningRateParams
+    seed: int
+    deterministic: bool  # TensorFlow op determinism: identical reruns, somewhat slower
+
+
+class EvaluateParams(_Section):
+    """How the test split is scored."""
+
+    threshold: float = Field(gt=0, lt=1)  # probability at or above which a review is positive
+    batch_size: int = Field(ge=1)
+    misclassified_examples: int = Field(ge=0)  # most confidently wrong reviews to report
+
+
 SECTIONS: dict[str, type[_Section]] = {
     "ingest": IngestParams,
     "tokenize": TokenizeParams,
     "embed": EmbedParams,
+    "train": TrainParams,
+    "evaluate": EvaluateParams,
 }
 
 SectionT = TypeVar("SectionT", bound=_Section)
@@ -104,10 +154,12 @@ def parse_section(document: dict[str, Any], section: str, model: type[SectionT])
 def load_section(section: str, model: type[SectionT], path: Path = PARAMS_FILE) -> SectionT:
     """Read ``path`` and validate the named section."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        # ruamel.yaml, like DVC itself, reads YAML 1.2, where `1e-4` is a number (PyYAML's
+        # YAML 1.1 reads it as a string); stages and `dvc params diff` see the same values.
+        document = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ParamsError(f"{path} not found; run stages from the repository root") from None
-    except yaml.YAMLError as error:
+    except YAMLError as error:
         raise ParamsError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
     return parse_section(document, section, model)
 
