@@ -33,11 +33,14 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it onto ``path`` only if the block succeeds."""
+def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it onto ``path`` only if the block succeeds.
+
+    ``suffix`` is for writers that insist on a file extension (Keras saves only to ``.keras``).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        prefix=f".{path.name}.", suffix=suffix, dir=path.parent
     )
     os.close(descriptor)
     try:
@@ -121,6 +124,27 @@ def write_token_corpus(token_lists: Iterable[Sequence[str]], path: Path) -> None
 def read_token_corpus(path: Path) -> list[list[str]]:
     with _existing(path).open(encoding="utf-8") as stream:
         return [line.split() for line in stream]
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False, lineterminator="\n")
+
+
+def write_model(model, path: Path) -> None:
+    """Keras' native .keras format (a zip of config and weights; no pickle)."""
+    with atomic_path(path, suffix=".keras") as temporary:
+        model.save(temporary)
+
+
+def read_model(path: Path):
+    """A model saved by the train stage, loaded in Keras' safe mode (no arbitrary code runs)."""
+    path = _existing(path)  # before TensorFlow's multi-second import
+    import keras
+
+    import imdb_rnn.model  # noqa: F401  registers the custom layers the saved config names
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
 def write_vectors(vectors, path: Path) -> None:
