@@ -1,0 +1,160 @@
+"""Every architecture variant builds on a tiny vocabulary and takes a training step."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from imdb_rnn.model import (
+    build_classifier,
+    compile_classifier,
+    seed_everything,
+    training_callbacks,
+    uses_cudnn_kernels,
+)
+from imdb_rnn.params import TrainParams
+
+VOCABULARY_SIZE, DIMENSION, MAX_LENGTH = 20, 4, 6
+
+
+def train_params(default_params, **overrides) -> TrainParams:
+    values = copy.deepcopy(default_params["train"]) | {"units": 3, "batch_size": 4} | overrides
+    return TrainParams.model_validate(values)
+
+
+@pytest.fixture
+def matrix() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    embedding_matrix = rng.normal(size=(VOCABULARY_SIZE, DIMENSION)).astype(np.float32)
+    embedding_matrix[0] = 0
+    return embedding_matrix
+
+
+@pytest.fixture
+def batch() -> tuple[np.ndarray, np.ndarray]:
+    ids = np.array(
+        [[5, 6, 7, 0, 0, 0], [8, 9, 10, 11, 12, 13], [2, 0, 0, 0, 0, 0], [3, 4, 0, 0, 0, 0]]
+    )
+    return ids.astype(np.int32), np.array([1, 0, 1, 0], dtype=np.int8)
+
+
+# Each cell and direction once, every pooling twice, then the seeds' special features.
+VARIANTS = [
+    {"model": "simple_rnn", "bidirectional": False, "pooling": "last"},
+    {"model": "simple_rnn", "bidirectional": True, "pooling": "mean"},
+    {"model": "lstm", "bidirectional": False, "pooling": "max"},
+    {"model": "lstm", "bidirectional": True, "pooling": "last"},
+    {"model": "gru", "bidirectional": False, "pooling": "mean"},
+    {"model": "gru", "bidirectional": True, "pooling": "max"},
+    {"model": "simple_rnn", "num_layers": 2, "between_layer_dropout": 0.5, "head_dropout": 0.5},
+    {"model": "lstm", "num_layers": 2, "bidirectional": True, "pooling": "max", "dense_units": 5},
+    {"model": "gru", "dropout": 0.2, "recurrent_dropout": 0.1, "mask_padding": False},
+    {"model": "lstm", "embedding_trainable": False, "optimizer": "adamw", "weight_decay": 0.01},
+    {"model": "simple_rnn", "optimizer": "rmsprop", "spatial_dropout": 0.0, "head_dropout": 0.0},
+]
+
+
+@pytest.mark.parametrize(
+    "overrides", VARIANTS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items())
+)
+def test_every_variant_builds_and_takes_a_training_step(default_params, matrix, batch, overrides):
+    params = train_params(default_params, **overrides)
+    model = compile_classifier(build_classifier(params, matrix, MAX_LENGTH), params)
+    ids, labels = batch
+    before = [weight.copy() for weight in model.get_weights()]
+    history = model.fit(ids, labels, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    probabilities = model.predict(ids, verbose=0)
+    assert probabilities.shape == (4, 1) and np.all((probabilities > 0) & (probabilities < 1))
+    changed = [
+        not np.array_equal(old, new) for old, new in zip(before, model.get_weights(), strict=True)
+    ]
+    assert any(changed)
+    recurrent = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))
+    ]
+    assert len(recurrent) == params.num_layers
+
+
+def test_embedding_starts_from_the_matrix_and_can_be_frozen(default_params, matrix, batch):
+    params = train_params(default_params, embedding_trainable=False)
+    model = compile_classifier(build_classifier(params, matrix, MAX_LENGTH), params)
+    np.testing.assert_array_equal(model.get_layer("embedding").get_weights()[0], matrix)
+    model.fit(*batch, batch_size=4, epochs=1, verbose=0)
+    np.testing.assert_array_equal(model.get_layer("embedding").get_weights()[0], matrix)
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+def test_masked_padding_does_not_change_the_prediction(default_params, matrix, pooling):
+    """A review padded to 6 ids scores as the same review unpadded, with the same weights."""
+    padded, unpadded = np.array([[5, 6, 0, 0, 0, 0]]), np.array([[5, 6]])
+    seed_everything(0, deterministic=False)
+    predictions = {}
+    for mask_padding in (True, False):
+        params = train_params(
+            default_params,
+            model="gru",
+            bidirectional=True,
+            pooling=pooling,
+            mask_padding=mask_padding,
+        )
+        long_model = build_classifier(params, matrix, MAX_LENGTH)
+        short_model = build_classifier(params, matrix, 2)
+        short_model.set_weights(long_model.get_weights())
+        predictions[mask_padding] = (
+            long_model.predict(padded, verbose=0),
+            short_model.predict(unpadded, verbose=0),
+        )
+    np.testing.assert_allclose(*predictions[True], rtol=1e-5)
+    assert not np.allclose(*predictions[False], rtol=1e-5)
+
+
+def test_same_seed_gives_the_same_training_result(default_params, matrix, batch):
+    params = train_params(default_params)
+    losses = []
+    for _ in range(2):
+        seed_everything(params.seed, deterministic=True)
+        model = compile_classifier(build_classifier(params, matrix, MAX_LENGTH), params)
+        losses.append(model.fit(*batch, batch_size=2, epochs=2, verbose=0).history["loss"])
+    assert losses[0] == losses[1]
+
+
+def test_callbacks_follow_their_patience(default_params):
+    default = train_params(default_params)
+    kinds = {type(callback).__name__ for callback in training_callbacks(default)}
+    assert kinds == {"EarlyStopping", "ReduceLROnPlateau"}
+    off = train_params(
+        default_params,
+        early_stopping=default_params["train"]["early_stopping"] | {"patience": 0},
+        reduce_lr=default_params["train"]["reduce_lr"] | {"patience": 0},
+    )
+    assert training_callbacks(off) == []
+
+
+def test_cudnn_eligibility(default_params):
+    assert uses_cudnn_kernels(train_params(default_params, model="lstm"))
+    assert not uses_cudnn_kernels(train_params(default_params, model="lstm", recurrent_dropout=0.1))
+    assert not uses_cudnn_kernels(train_params(default_params, model="simple_rnn"))
+
+
+def test_saved_model_loads_in_safe_mode_with_identical_predictions(
+    default_params, matrix, batch, tmp_path
+):
+    from imdb_rnn import artifacts
+
+    params = train_params(default_params, pooling="max")  # the custom layer must load too
+    model = compile_classifier(build_classifier(params, matrix, MAX_LENGTH), params)
+    artifacts.write_model(model, tmp_path / "model.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. a layer that cannot be rebuilt from its config
+        loaded = artifacts.read_model(tmp_path / "model.keras")
+    assert isinstance(loaded, keras.Model)
+    np.testing.assert_allclose(
+        loaded.predict(batch[0], verbose=0), model.predict(batch[0], verbose=0)
+    )
