@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     from imdb_rnn.model import (
         build_classifier,
         compile_classifier,
+        saved_epoch,
         seed_everything,
         training_callbacks,
         uses_cudnn_kernels,
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     # dvcyaml=False: dvc.yaml already declares these metrics and plots; save_dvc_exp=False: the
     # stage runs inside `dvc repro` or `dvc exp run`, which own the experiment.
     live = Live(str(args.log_dir), dvcyaml=False, save_dvc_exp=False)
+    callbacks = training_callbacks(params)
     started = time.perf_counter()
     history = model.fit(
         train["ids"],
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         validation_data=(validation["ids"], validation["labels"]),
         batch_size=params.batch_size,
         epochs=params.epochs,
-        callbacks=[*training_callbacks(params), DVCLiveCallback(live=live)],
+        callbacks=[*callbacks, DVCLiveCallback(live=live)],
         # A progress bar on a terminal; one line per epoch in a log, where a bar would print a
         # new line for every update.
         verbose=1 if sys.stdout.isatty() else 2,
@@ -83,6 +85,15 @@ def main(argv: list[str] | None = None) -> None:
     epochs = len(history.history["loss"])
     log.info("trained %d epochs in %.0f s (%.1f s per epoch)", epochs, seconds, seconds / epochs)
 
+    # DVCLive's summary holds the last epoch; early stopping may have restored an earlier one, so
+    # record the validation scores of the weights actually saved.
+    best = saved_epoch(callbacks, epochs)
+    live.summary["saved_model"] = {
+        "epoch": best + 1,
+        "val_loss": history.history["val_loss"][best],
+        "val_accuracy": history.history["val_accuracy"][best],
+    }
+    live.make_summary()
     artifacts.write_model(model, args.model)
 
 

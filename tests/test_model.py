@@ -12,6 +12,7 @@ import pytest
 from imdb_rnn.model import (
     build_classifier,
     compile_classifier,
+    saved_epoch,
     seed_everything,
     training_callbacks,
     uses_cudnn_kernels,
@@ -158,3 +159,13 @@ def test_saved_model_loads_in_safe_mode_with_identical_predictions(
     np.testing.assert_allclose(
         loaded.predict(batch[0], verbose=0), model.predict(batch[0], verbose=0)
     )
+
+
+def test_saved_epoch_follows_early_stopping_restoration(default_params):
+    restoring = keras.callbacks.EarlyStopping(restore_best_weights=True)
+    restoring.best_weights, restoring.best_epoch = [np.zeros(1)], 2
+    assert saved_epoch([restoring], epochs_run=5) == 2
+    keeping_last = keras.callbacks.EarlyStopping(restore_best_weights=False)
+    keeping_last.best_weights, keeping_last.best_epoch = [np.zeros(1)], 2
+    assert saved_epoch([keeping_last], epochs_run=5) == 4
+    assert saved_epoch([], epochs_run=5) == 4

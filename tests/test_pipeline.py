@@ -114,6 +114,8 @@ def test_repro_reruns_exactly_the_stages_downstream_of_a_change(project):
     assert metrics["test_reviews"] == 100
     for plot in ("confusion_matrix.csv", "roc.csv", "precision_recall.csv"):
         assert (project.root / "reports/plots" / plot).stat().st_size > 0
+    train_summary = json.loads((project.root / "reports/train/metrics.json").read_text())
+    assert set(train_summary["saved_model"]) == {"epoch", "val_loss", "val_accuracy"}
     history = (project.root / "reports/train/plots/metrics/eval/accuracy.tsv").read_text()
     assert history.splitlines()[0] == "step\taccuracy" and len(history.splitlines()) == 3
 

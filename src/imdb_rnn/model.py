@@ -164,3 +164,19 @@ def training_callbacks(params: TrainParams) -> list[keras.callbacks.Callback]:
             )
         )
     return callbacks
+
+
+def saved_epoch(callbacks: list[keras.callbacks.Callback], epochs_run: int) -> int:
+    """The 0-based epoch whose weights the model ends training with.
+
+    EarlyStopping with restore_best_weights rolls the model back to its best epoch at the end of
+    training (whether or not it stopped early); otherwise the model holds the last epoch's weights.
+    """
+    for callback in callbacks:
+        if (
+            isinstance(callback, keras.callbacks.EarlyStopping)
+            and callback.restore_best_weights
+            and callback.best_weights is not None
+        ):
+            return callback.best_epoch
+    return epochs_run - 1
