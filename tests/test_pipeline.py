@@ -102,7 +102,7 @@ def project(tmp_path, tiny_dataset) -> Project:
     return project
 
 
-ALL_STAGES = {"ingest", "tokenize", "embed", "train", "evaluate"}
+ALL_STAGES = {"ingest", "tokenize", "embed", "train", "evaluate", "baseline"}
 
 
 def test_repro_reruns_exactly_the_stages_downstream_of_a_change(project):
@@ -124,6 +124,9 @@ def test_repro_reruns_exactly_the_stages_downstream_of_a_change(project):
 
     project.set_param("evaluate.threshold", 0.6)
     assert project.repro() == {"evaluate"}
+
+    project.set_param("baseline.ngram_max", 1)
+    assert project.repro() == {"baseline"}
 
     project.set_param("embed.epochs", 2)
     assert project.repro() == {"embed", "train", "evaluate"}

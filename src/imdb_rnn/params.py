@@ -125,12 +125,23 @@ class EvaluateParams(_Section):
     misclassified_examples: int = Field(ge=0)  # most confidently wrong reviews to report
 
 
+class BaselineParams(_Section):
+    """The n-gram logistic regression every recurrent run is compared with."""
+
+    features: Literal["tfidf", "nb"]  # sublinear TF-IDF, or naive-Bayes-scaled binary n-grams
+    ngram_max: int = Field(ge=1, le=5)  # n-grams of 1..ngram_max words
+    min_df: int = Field(ge=1)  # an n-gram must occur in this many training reviews
+    max_features: int | None = Field(ge=1)  # keep the most frequent n-grams; None = all
+    c: float = Field(gt=0)  # inverse regularisation strength (scikit-learn's C)
+
+
 SECTIONS: dict[str, type[_Section]] = {
     "ingest": IngestParams,
     "tokenize": TokenizeParams,
     "embed": EmbedParams,
     "train": TrainParams,
     "evaluate": EvaluateParams,
+    "baseline": BaselineParams,
 }
 
 SectionT = TypeVar("SectionT", bound=_Section)
