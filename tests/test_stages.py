@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from gensim.models import KeyedVectors
@@ -115,8 +116,6 @@ def test_bad_parameter_stops_the_stage_with_one_line_and_no_output(tmp_path, tin
 
 def test_bad_data_stops_the_stage_with_one_line_and_no_output(tmp_path, tiny_params, tiny_dataset):
     train_file = next(tiny_dataset.rglob("train*.parquet"))
-    import pandas as pd
-
     pd.read_parquet(train_file).rename(columns={"text": "review"}).to_parquet(train_file)
     write_params(tmp_path, tiny_params)
     result = run_stage(tmp_path, "ingest", *INGEST_ARGS)
