@@ -13,6 +13,7 @@ from pathlib import Path
 
 from imdb_rnn import artifacts, cli
 from imdb_rnn.baseline import build_baseline, positive_probabilities
+from imdb_rnn.data import SPLIT_NAMES
 from imdb_rnn.evaluation import compute_metrics
 from imdb_rnn.params import BaselineParams, load_section
 
@@ -35,8 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_section("baseline", BaselineParams)
     splits = {
-        name: artifacts.read_reviews(args.raw_dir / f"{name}.parquet")
-        for name in ("train", "validation", "test")
+        name: artifacts.read_reviews(args.raw_dir / f"{name}.parquet") for name in SPLIT_NAMES
     }
     started = time.perf_counter()
     model = build_baseline(params).fit(splits["train"]["text"], splits["train"]["label"])
