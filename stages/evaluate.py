@@ -31,6 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--test-ids", type=Path, required=True, help="tokenized test split (.npz)")
     parser.add_argument(
+        "--encoding", type=Path, required=True, help="the tokenize stage's encoding.json"
+    )
+    parser.add_argument(
         "--test-reviews", type=Path, required=True, help="raw test split (.parquet)"
     )
     parser.add_argument("--metrics", type=Path, required=True, help="where metrics JSON goes")
@@ -50,7 +53,12 @@ def main(argv: list[str] | None = None) -> None:
             f" {len(test['labels'])}; they come from different runs, rerun with dvc repro"
         )
     model = artifacts.read_model(args.model)
-    probabilities = model.predict(test["ids"], batch_size=params.batch_size, verbose=0)[:, 0]
+    # Imported here so that bad parameters and missing files fail before TensorFlow loads (the
+    # model reader above imports it only once it has checked the file exists).
+    from imdb_rnn.model import predict_probabilities
+
+    padding = artifacts.read_json(args.encoding)["padding"]
+    probabilities = predict_probabilities(model, test["ids"], params.batch_size, padding)
     labels = test["labels"]
 
     scores = compute_metrics(labels, probabilities, params.threshold)

@@ -1,9 +1,9 @@
 """train: fit the recurrent classifier on the training split, watching the validation split.
 
-Reads params.yaml:train, the tokenized train/validation arrays, the tokenize stage's encoding and
-the embed stage's matrix. Writes the model in Keras' native format and, through DVCLive, the
-per-epoch loss, accuracy and learning rate (<log-dir>/plots/metrics/*) and their final values
-(<log-dir>/metrics.json).
+Reads params.yaml:train, the tokenized train/validation arrays, the tokenize stage's encoding
+(which side the padding is on) and the embed stage's matrix. Writes the model in Keras' native
+format and, through DVCLive, the per-epoch loss, accuracy and learning rate
+(<log-dir>/plots/metrics/*) and their final values (<log-dir>/metrics.json).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     train = artifacts.read_arrays(args.data_dir / "train.npz")
     validation = artifacts.read_arrays(args.data_dir / "validation.npz")
     embedding_matrix = artifacts.read_matrix(args.matrix)
+    padding = artifacts.read_json(args.data_dir / "encoding.json")["padding"]
     largest_id = int(max(train["ids"].max(), validation["ids"].max()))
     if largest_id >= len(embedding_matrix):
         raise DataError(
@@ -51,16 +52,13 @@ def main(argv: list[str] | None = None) -> None:
     from imdb_rnn.model import (
         build_classifier,
         compile_classifier,
-        saved_epoch,
+        fit_classifier,
         seed_everything,
-        training_callbacks,
         uses_cudnn_kernels,
     )
 
     seed_everything(params.seed, params.deterministic)
-    model = compile_classifier(
-        build_classifier(params, embedding_matrix, train["ids"].shape[1]), params
-    )
+    model = compile_classifier(build_classifier(params, embedding_matrix), params)
     model.summary(print_fn=log.info)
     if not uses_cudnn_kernels(params):
         log.info("these settings rule out the cuDNN kernels: a GPU will run the generic ones")
@@ -68,30 +66,28 @@ def main(argv: list[str] | None = None) -> None:
     # dvcyaml=False: dvc.yaml already declares these metrics and plots; save_dvc_exp=False: the
     # stage runs inside `dvc repro` or `dvc exp run`, which own the experiment.
     live = Live(str(args.log_dir), dvcyaml=False, save_dvc_exp=False)
-    callbacks = training_callbacks(params)
     started = time.perf_counter()
-    history = model.fit(
-        train["ids"],
-        train["labels"],
-        validation_data=(validation["ids"], validation["labels"]),
-        batch_size=params.batch_size,
-        epochs=params.epochs,
-        callbacks=[*callbacks, DVCLiveCallback(live=live)],
+    history, best = fit_classifier(
+        model,
+        params,
+        (train["ids"], train["labels"]),
+        (validation["ids"], validation["labels"]),
+        padding,
+        extra_callbacks=[DVCLiveCallback(live=live)],
         # A progress bar on a terminal; one line per epoch in a log, where a bar would print a
         # new line for every update.
         verbose=1 if sys.stdout.isatty() else 2,
     )
     seconds = time.perf_counter() - started
-    epochs = len(history.history["loss"])
+    epochs = len(history["loss"])
     log.info("trained %d epochs in %.0f s (%.1f s per epoch)", epochs, seconds, seconds / epochs)
 
     # DVCLive's summary holds the last epoch; early stopping may have restored an earlier one, so
     # record the validation scores of the weights actually saved.
-    best = saved_epoch(callbacks, epochs)
     live.summary["saved_model"] = {
         "epoch": best + 1,
-        "val_loss": history.history["val_loss"][best],
-        "val_accuracy": history.history["val_accuracy"][best],
+        "val_loss": history["val_loss"][best],
+        "val_accuracy": history["val_accuracy"][best],
     }
     live.make_summary()
     artifacts.write_model(model, args.model)

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from imdb_rnn.model import (
+    bucketed_training_data,
     build_classifier,
     compile_classifier,
+    predict_probabilities,
     saved_epoch,
     seed_everything,
     training_callbacks,
@@ -19,7 +21,7 @@ from imdb_rnn.model import (
 )
 from imdb_rnn.params import TrainParams
 
-VOCABULARY_SIZE, DIMENSION, MAX_LENGTH = 20, 4, 6
+VOCABULARY_SIZE, DIMENSION = 20, 4
 
 
 def train_params(default_params, **overrides) -> TrainParams:
@@ -53,7 +55,13 @@ VARIANTS = [
     {"model": "gru", "bidirectional": True, "pooling": "max"},
     {"model": "simple_rnn", "num_layers": 2, "between_layer_dropout": 0.5, "head_dropout": 0.5},
     {"model": "lstm", "num_layers": 2, "bidirectional": True, "pooling": "max", "dense_units": 5},
-    {"model": "gru", "dropout": 0.2, "recurrent_dropout": 0.1, "mask_padding": False},
+    {
+        "model": "gru",
+        "dropout": 0.2,
+        "recurrent_dropout": 0.1,
+        "mask_padding": False,
+        "bucket_by_length": False,
+    },
     {"model": "lstm", "embedding_trainable": False, "optimizer": "adamw", "weight_decay": 0.01},
     {"model": "simple_rnn", "optimizer": "rmsprop", "spatial_dropout": 0.0, "head_dropout": 0.0},
 ]
@@ -64,7 +72,7 @@ VARIANTS = [
 )
 def test_every_variant_builds_and_takes_a_training_step(default_params, matrix, batch, overrides):
     params = train_params(default_params, **overrides)
-    model = compile_classifier(build_classifier(params, matrix, MAX_LENGTH), params)
+    model = compile_classifier(build_classifier(params, matrix), params)
     ids, labels = batch
     before = [weight.copy() for weight in model.get_weights()]
     history = model.fit(ids, labels, batch_size=4, epochs=1, verbose=0)
@@ -85,7 +93,7 @@ def test_every_variant_builds_and_takes_a_training_step(default_params, matrix, 
 
 def test_embedding_starts_from_the_matrix_and_can_be_frozen(default_params, matrix, batch):
     params = train_params(default_params, embedding_trainable=False)
-    model = compile_classifier(build_classifier(params, matrix, MAX_LENGTH), params)
+    model = compile_classifier(build_classifier(params, matrix), params)
     np.testing.assert_array_equal(model.get_layer("embedding").get_weights()[0], matrix)
     model.fit(*batch, batch_size=4, epochs=1, verbose=0)
     np.testing.assert_array_equal(model.get_layer("embedding").get_weights()[0], matrix)
@@ -104,13 +112,12 @@ def test_masked_padding_does_not_change_the_prediction(default_params, matrix, p
             bidirectional=True,
             pooling=pooling,
             mask_padding=mask_padding,
+            bucket_by_length=mask_padding,
         )
-        long_model = build_classifier(params, matrix, MAX_LENGTH)
-        short_model = build_classifier(params, matrix, 2)
-        short_model.set_weights(long_model.get_weights())
+        model = build_classifier(params, matrix)
         predictions[mask_padding] = (
-            long_model.predict(padded, verbose=0),
-            short_model.predict(unpadded, verbose=0),
+            model.predict(padded, verbose=0),
+            model.predict(unpadded, verbose=0),
         )
     np.testing.assert_allclose(*predictions[True], rtol=1e-5)
     assert not np.allclose(*predictions[False], rtol=1e-5)
@@ -121,7 +128,7 @@ def test_same_seed_gives_the_same_training_result(default_params, matrix, batch)
     losses = []
     for _ in range(2):
         seed_everything(params.seed, deterministic=True)
-        model = compile_classifier(build_classifier(params, matrix, MAX_LENGTH), params)
+        model = compile_classifier(build_classifier(params, matrix), params)
         losses.append(model.fit(*batch, batch_size=2, epochs=2, verbose=0).history["loss"])
     assert losses[0] == losses[1]
 
@@ -150,7 +157,7 @@ def test_saved_model_loads_in_safe_mode_with_identical_predictions(
     from imdb_rnn import artifacts
 
     params = train_params(default_params, pooling="max")  # the custom layer must load too
-    model = compile_classifier(build_classifier(params, matrix, MAX_LENGTH), params)
+    model = compile_classifier(build_classifier(params, matrix), params)
     artifacts.write_model(model, tmp_path / "model.keras")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. a layer that cannot be rebuilt from its config
@@ -169,3 +176,45 @@ def test_saved_epoch_follows_early_stopping_restoration(default_params):
     keeping_last.best_weights, keeping_last.best_epoch = [np.zeros(1)], 2
     assert saved_epoch([keeping_last], epochs_run=5) == 4
     assert saved_epoch([], epochs_run=5) == 4
+
+
+@pytest.mark.parametrize("mask_padding", [True, False])
+def test_predictions_come_back_in_input_order(default_params, matrix, mask_padding):
+    """Length-sorted, trimmed prediction gives each review the probability plain predict does."""
+    params = train_params(default_params, mask_padding=mask_padding, bucket_by_length=False)
+    model = build_classifier(params, matrix)
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(1, 12, size=37)
+    ids = np.zeros((37, 12), dtype=np.int32)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = rng.integers(2, VOCABULARY_SIZE, size=length)
+    expected = model.predict(ids, verbose=0)[:, 0]
+    np.testing.assert_allclose(
+        predict_probabilities(model, ids, batch_size=5, padding="post"), expected, rtol=1e-5
+    )
+
+
+def test_bucketed_training_is_reproducible_and_reshuffles_each_epoch(default_params, matrix):
+    params = train_params(default_params, bucket_by_length=True)
+    rng = np.random.default_rng(2)
+    ids = np.zeros((40, 10), dtype=np.int32)
+    for row, length in enumerate(rng.integers(1, 11, size=40)):
+        ids[row, :length] = rng.integers(2, VOCABULARY_SIZE, size=length)
+    labels = rng.integers(0, 2, size=40).astype(np.int8)
+
+    def widths_per_epoch():
+        data = bucketed_training_data(ids, labels, 4, "post", seed=7)
+        return [[int(batch[0].shape[1]) for batch in data] for _ in range(2)]
+
+    first, second = widths_per_epoch()
+    assert len(first) == 10 and max(first) <= 10 and min(first) < 10  # padding was cut
+    assert first != second  # a new order each epoch ...
+    assert widths_per_epoch() == [first, second]  # ... and the same orders on a rerun
+
+    losses = []
+    for _ in range(2):
+        seed_everything(params.seed, deterministic=True)
+        model = compile_classifier(build_classifier(params, matrix), params)
+        data = bucketed_training_data(ids, labels, 4, "post", seed=params.seed)
+        losses.append(model.fit(data, epochs=2, shuffle=False, verbose=0).history["loss"])
+    assert losses[0] == losses[1] and all(np.isfinite(losses[0]))

@@ -33,7 +33,7 @@ def trained_files(tmp_path_factory) -> dict[str, Path]:
     params = TrainParams.model_validate(copy.deepcopy(defaults) | {"units": 4, "epochs": 1})
     seed_everything(0, deterministic=False)
     matrix = np.random.default_rng(0).normal(0, 0.1, (len(vocabulary), 8)).astype(np.float32)
-    model = compile_classifier(build_classifier(params, matrix, encoding["max_length"]), params)
+    model = compile_classifier(build_classifier(params, matrix), params)
     ids = encode_reviews(reviews["text"], vocabulary, **encoding)
     model.fit(ids, reviews["label"].to_numpy(), epochs=15, batch_size=32, verbose=0)
     files = {

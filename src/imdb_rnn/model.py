@@ -9,10 +9,12 @@ sigmoid unit, the probability that the review is positive.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Sequence
 
 import keras
 import numpy as np
 
+from imdb_rnn import batching
 from imdb_rnn.params import TrainParams
 
 log = logging.getLogger(__name__)
@@ -79,12 +81,14 @@ def uses_cudnn_kernels(params: TrainParams) -> bool:
     return params.model in ("lstm", "gru") and params.recurrent_dropout == 0
 
 
-def build_classifier(
-    params: TrainParams, embedding_matrix: np.ndarray, max_length: int
-) -> keras.Model:
-    """The Keras model, uncompiled. ``embedding_matrix`` is (vocabulary ids, dimension)."""
+def build_classifier(params: TrainParams, embedding_matrix: np.ndarray) -> keras.Model:
+    """The Keras model, uncompiled. ``embedding_matrix`` is (vocabulary ids, dimension).
+
+    The model takes batches of any length (steps=None), so that length-bucketed batches can be
+    cut to their longest review; the tokenize stage's max_length still caps every review.
+    """
     vocabulary_size, dimension = embedding_matrix.shape
-    token_ids = keras.Input(shape=(max_length,), dtype="int32", name="token_ids")
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     # mask_zero tells the recurrent layers to skip padding (id 0) rather than read it as a word.
     embedded = keras.layers.Embedding(
         vocabulary_size,
@@ -93,7 +97,7 @@ def build_classifier(
         trainable=params.embedding_trainable,
         mask_zero=params.mask_padding,
         name="embedding",
-    )(token_ids)  # (batch, max_length, dimension)
+    )(token_ids)  # (batch, steps, dimension)
     features = embedded
     if params.spatial_dropout:
         features = keras.layers.SpatialDropout1D(params.spatial_dropout)(features)
@@ -111,7 +115,7 @@ def build_classifier(
         )
         if params.bidirectional:
             layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{index + 1}")
-        # (batch, max_length, units * directions), or (batch, units * directions) if pooled "last"
+        # (batch, steps, units * directions), or (batch, units * directions) if pooled "last"
         features = layer(features)
         if not is_last and params.between_layer_dropout:
             features = keras.layers.Dropout(params.between_layer_dropout)(features)
@@ -164,6 +168,102 @@ def training_callbacks(params: TrainParams) -> list[keras.callbacks.Callback]:
             )
         )
     return callbacks
+
+
+def batch_dataset(
+    batches: Callable[[], Iterable[tuple[np.ndarray, ...]]],
+    batch_count: int,
+    example: tuple[np.ndarray, ...],
+):
+    """A tf.data pipeline over NumPy batches whose number of steps varies from batch to batch.
+
+    ``batches`` is called once per pass (each epoch, or each predict call) and yields tuples
+    shaped like ``example``: (ids,) or (ids, labels). Keras' own PyDataset cannot be used, as it
+    fixes each dimension from the first two batches it sees.
+    """
+    import tensorflow as tf
+
+    signature = tuple(
+        tf.TensorSpec((None,) * array.ndim, tf.as_dtype(array.dtype)) for array in example
+    )
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    # The count lets Keras size its progress bar; prefetch overlaps slicing with training.
+    return dataset.apply(tf.data.experimental.assert_cardinality(batch_count)).prefetch(2)
+
+
+def bucketed_training_data(
+    ids: np.ndarray, labels: np.ndarray, batch_size: int, padding: str, seed: int
+):
+    """Training batches for model.fit: length-bucketed, reshuffled every epoch (see batching)."""
+    epochs = batching.training_batches(ids, labels, batch_size, padding, seed)
+    batch_count = -(-len(ids) // batch_size)
+    return batch_dataset(lambda: next(epochs), batch_count, (ids, labels))
+
+
+def length_sorted_data(ids: np.ndarray, labels: np.ndarray, batch_size: int, padding: str):
+    """Validation batches for model.fit: sorted by length, the same every epoch."""
+    rows = batching.length_sorted_batches(batching.review_lengths(ids), batch_size)
+
+    def batches():
+        return ((batching.trim_padding(ids[r], padding), labels[r]) for r in rows)
+
+    return batch_dataset(batches, len(rows), (ids, labels))
+
+
+def predict_probabilities(
+    model: keras.Model, ids: np.ndarray, batch_size: int, padding: str
+) -> np.ndarray:
+    """P(positive) for each row of a padded id array, in its order.
+
+    A model that masks padding is fed length-sorted batches cut to their longest review (same
+    probabilities, less work); one that reads padding as input gets the rows as they are.
+    """
+    if not model.get_layer("embedding").mask_zero:
+        return model.predict(ids, batch_size=batch_size, verbose=0)[:, 0]
+    rows = batching.length_sorted_batches(batching.review_lengths(ids), batch_size)
+
+    def batches():
+        return ((batching.trim_padding(ids[r], padding),) for r in rows)
+
+    sorted_probabilities = model.predict(batch_dataset(batches, len(rows), (ids,)), verbose=0)
+    probabilities = np.empty(len(ids), dtype=sorted_probabilities.dtype)
+    probabilities[np.concatenate(rows)] = sorted_probabilities[:, 0]
+    return probabilities
+
+
+def fit_classifier(
+    model: keras.Model,
+    params: TrainParams,
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    padding: str,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int | str = "auto",
+) -> tuple[dict[str, list[float]], int]:
+    """Train as the train stage does; return the per-epoch history and the 0-based saved epoch.
+
+    ``train`` and ``validation`` are (padded ids, labels); ``padding`` is the tokenize stage's
+    side, needed to cut length-bucketed batches. The benchmark calls this too, so that it times
+    exactly the stage's training path.
+    """
+    if params.bucket_by_length:
+        inputs = {
+            "x": bucketed_training_data(*train, params.batch_size, padding, params.seed),
+            "validation_data": length_sorted_data(*validation, params.batch_size, padding),
+            "shuffle": False,  # the batches come shuffled, in a new order every epoch
+        }
+    else:  # Keras' own shuffling over full-length rows, as in the seed notebooks
+        inputs = {
+            "x": train[0],
+            "y": train[1],
+            "validation_data": validation,
+            "batch_size": params.batch_size,
+        }
+    callbacks = training_callbacks(params)
+    history = model.fit(
+        **inputs, epochs=params.epochs, callbacks=[*callbacks, *extra_callbacks], verbose=verbose
+    )
+    return history.history, saved_epoch(callbacks, len(history.history["loss"]))
 
 
 def saved_epoch(callbacks: list[keras.callbacks.Callback], epochs_run: int) -> int:

@@ -72,7 +72,9 @@ def classify(
     padded_ids = encode_reviews(
         reviews, vocabulary, encoding["max_length"], encoding["padding"], encoding["truncating"]
     )
-    probabilities = model.predict(padded_ids, batch_size=batch_size, verbose=0)[:, 0]
+    from imdb_rnn.model import predict_probabilities  # TensorFlow: after the input is checked
+
+    probabilities = predict_probabilities(model, padded_ids, batch_size, encoding["padding"])
     return [
         Prediction(
             label="positive" if probability >= threshold else "negative",
