@@ -67,3 +67,29 @@ def test_token_corpus_round_trip(tmp_path):
     corpus = [["a", "b"], [], ["café", "!"]]
     artifacts.write_token_corpus(corpus, tmp_path / "tokens.txt")
     assert artifacts.read_token_corpus(tmp_path / "tokens.txt") == corpus
+
+
+def test_the_same_weights_saved_by_two_model_objects_give_the_same_bytes(tmp_path):
+    """Keras writes the save time and memory addresses into the archive; write_model does not."""
+    import time
+
+    import keras
+
+    def build() -> keras.Model:  # a bidirectional layer: its config shares objects by address
+        inputs = keras.Input((None,), dtype="int32")
+        embedded = keras.layers.Embedding(10, 3, mask_zero=True)(inputs)
+        outputs = keras.layers.Bidirectional(keras.layers.GRU(2))(embedded)
+        return keras.Model(inputs, keras.layers.Dense(1)(outputs))
+
+    first = build()
+    keras.backend.clear_session()  # restart Keras' per-process name counters, as a new run does
+    second = build()
+    second.set_weights(first.get_weights())
+    artifacts.write_model(first, tmp_path / "first.keras")
+    time.sleep(1.1)  # metadata.json's date_saved has one-second resolution
+    artifacts.write_model(second, tmp_path / "second.keras")
+    assert (tmp_path / "first.keras").read_bytes() == (tmp_path / "second.keras").read_bytes()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["first.keras", "second.keras"]
+    loaded = artifacts.read_model(tmp_path / "first.keras")
+    ids = np.array([[3, 4, 0]])
+    np.testing.assert_allclose(loaded.predict(ids, verbose=0), first.predict(ids, verbose=0))

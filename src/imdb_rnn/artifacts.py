@@ -132,9 +132,52 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def write_model(model, path: Path) -> None:
-    """Keras' native .keras format (a zip of config and weights; no pickle)."""
-    with atomic_path(path, suffix=".keras") as temporary:
-        model.save(temporary)
+    """Keras' native .keras format (a zip of config and weights; no pickle), made deterministic.
+
+    Keras stamps the save time twice: as the weights member's zip date, and as ``date_saved`` in
+    metadata.json (which loading never reads); and config.json links objects shared between
+    layers by ``shared_object_id``, Python's id() of the object: a memory address that differs
+    from process to process. The dates are dropped and the ids renumbered in order of appearance,
+    so the same weights give the same bytes, and evaluate does not rerun after a retraining that
+    changed nothing.
+    """
+    with (
+        atomic_path(path, suffix=".keras") as normalised,
+        tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch,
+    ):
+        saved = Path(scratch) / "model.keras"
+        model.save(saved)
+        with zipfile.ZipFile(saved) as source, zipfile.ZipFile(normalised, "w") as target:
+            for member in source.infolist():
+                content = source.read(member)
+                if member.filename == "metadata.json":
+                    metadata = json.loads(content)
+                    metadata.pop("date_saved", None)
+                    content = json.dumps(metadata, sort_keys=True).encode()
+                elif member.filename == "config.json":
+                    content = json.dumps(_renumber_shared_objects(json.loads(content))).encode()
+                fixed = zipfile.ZipInfo(member.filename, date_time=_ZIP_EPOCH)
+                fixed.compress_type = member.compress_type
+                target.writestr(fixed, content)
+
+
+def _renumber_shared_objects(config: Any) -> Any:
+    """The config with each distinct ``shared_object_id`` replaced by 1, 2, 3... in order."""
+    numbers: dict[int, int] = {}
+
+    def renumber(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: numbers.setdefault(value, len(numbers) + 1)
+                if key == "shared_object_id"
+                else renumber(value)
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [renumber(item) for item in node]
+        return node
+
+    return renumber(config)
 
 
 def read_model(path: Path):
