@@ -8,98 +8,18 @@ plots; `dvc exp run -S` reaches the stages; `imdb-predict` scores reviews with w
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import REPO_ROOT
+from tests.scratch_project import Project, create_tiny_project
 
-PIPELINE_FILES = ("dvc.yaml", "params.yaml", "stages", "src", ".dvcignore")
 pytestmark = pytest.mark.slow
-
-
-class Project:
-    """A scratch copy of the pipeline with its own git repository and DVC cache."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        venv_bin = str(Path(sys.executable).parent)  # `python` and `dvc` of this interpreter
-        self.env = os.environ | {
-            "PATH": venv_bin + os.pathsep + os.environ["PATH"],
-            "DVC_NO_ANALYTICS": "1",
-        }
-
-    def run(self, *command: str) -> str:
-        """Run a command in the project; return its stdout and stderr together."""
-        result = self.run_process(*command)
-        return result.stdout + result.stderr
-
-    def run_process(self, *command: str) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            command, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=600
-        )
-        assert result.returncode == 0, (
-            f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
-        )
-        return result
-
-    def repro(self, *extra: str) -> set[str]:
-        """Run `dvc repro` and return the names of the stages that actually ran."""
-        return set(re.findall(r"Running stage '(\w+)'", self.run("dvc", "repro", *extra)))
-
-    def commit(self, message: str) -> None:
-        self.run("git", "add", "-A")
-        self.run(
-            "git",
-            "-c",
-            "user.name=test",
-            "-c",
-            "user.email=test@example.com",
-            "commit",
-            "-qm",
-            message,
-        )
-
-    def set_param(self, dotted_key: str, value) -> None:
-        params_file = self.root / "params.yaml"
-        params = yaml.safe_load(params_file.read_text())
-        *sections, key = dotted_key.split(".")
-        target = params
-        for section in sections:
-            target = target[section]
-        target[key] = value
-        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 @pytest.fixture
 def project(tmp_path, tiny_dataset) -> Project:
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in PIPELINE_FILES:
-        source = REPO_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / name)
-    project = Project(root)
-    project.run("git", "init", "-q")
-    project.run("dvc", "init", "-q")
-    project.set_param("ingest.source", str(tiny_dataset))
-    project.set_param("tokenize.vocab_size", 60)
-    project.set_param("tokenize.max_length", 16)
-    project.set_param("embed.dimension", 8)
-    project.set_param("embed.epochs", 1)
-    project.set_param("train.units", 4)
-    project.set_param("train.epochs", 2)
-    # DVCLive (3.49) fails in a repository without commits, which a clone never is.
-    project.commit("tiny pipeline")
-    return project
+    return create_tiny_project(tmp_path / "project", tiny_dataset)
 
 
 ALL_STAGES = {"ingest", "tokenize", "embed", "train", "evaluate", "baseline"}

@@ -1,0 +1,92 @@
+"""What users rely on across runs, branches and machines, checked with the real git and dvc CLIs.
+
+* Two clean `dvc repro` runs in two clones give byte-identical artifacts (every content hash in
+  dvc.lock, the trained model included) and identical metrics.
+* `dvc metrics diff` and `dvc params diff` between two branches report what changed.
+* `dvc push` to a remote, then `git clone && dvc pull` elsewhere, leaves nothing to rerun.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.scratch_project import Project, create_tiny_project
+
+pytestmark = pytest.mark.slow
+
+METRICS_FILES = ("reports/metrics.json", "reports/train/metrics.json", "reports/baseline.json")
+
+
+def output_hashes(project: Project) -> dict[str, str]:
+    """Every stage output's content hash, as recorded in dvc.lock."""
+    lock = yaml.safe_load((project.root / "dvc.lock").read_text())
+    return {
+        out["path"]: out["md5"]
+        for stage in lock["stages"].values()
+        for out in stage.get("outs", [])
+    }
+
+
+def clone(project: Project, destination) -> Project:
+    project.run("git", "clone", "-q", str(project.root), str(destination))
+    return Project(destination)
+
+
+def test_two_clean_runs_in_two_clones_give_identical_hashes_and_metrics(tmp_path, tiny_dataset):
+    first = create_tiny_project(tmp_path / "first", tiny_dataset)
+    second = clone(first, tmp_path / "second")  # its own empty DVC cache: a clean run
+    first.repro()
+    second.repro()
+
+    hashes = output_hashes(first)
+    for artifact in (
+        "data/raw/train.parquet",
+        "data/tokenized/train.npz",
+        "data/tokenized/vocabulary.json",
+        "data/embedding/matrix.npy",
+        "models/model.keras",
+    ):
+        assert artifact in hashes, f"{artifact} is not a stage output any more"
+    assert output_hashes(second) == hashes
+    for metrics in METRICS_FILES:
+        assert (second.root / metrics).read_text() == (first.root / metrics).read_text()
+
+
+def test_metrics_and_params_diff_between_branches(tmp_path, tiny_dataset):
+    project = create_tiny_project(tmp_path / "project", tiny_dataset)
+    project.repro()
+    project.commit("reference run")
+    reference = project.run("git", "rev-parse", "--abbrev-ref", "HEAD").strip()
+
+    project.run("git", "checkout", "-qb", "wider")
+    project.set_param("train.units", 6)
+    assert project.repro() == {"train", "evaluate"}
+    project.commit("wider recurrent layer")
+
+    params = json.loads(project.run_process("dvc", "params", "diff", reference, "--json").stdout)
+    assert params["params.yaml"] == {"train.units": {"old": 4, "new": 6, "diff": 2}}
+    metrics = json.loads(project.run_process("dvc", "metrics", "diff", reference, "--json").stdout)
+    log_loss = metrics["reports/metrics.json"]["log_loss"]
+    assert log_loss["old"] != log_loss["new"] and log_loss["diff"] != 0
+    assert "reports/baseline.json" not in metrics, "the baseline does not depend on train params"
+
+
+def test_push_then_clone_and_pull_leaves_nothing_to_rerun(tmp_path, tiny_dataset):
+    project = create_tiny_project(tmp_path / "project", tiny_dataset)
+    project.run("dvc", "remote", "add", "--default", "storage", str(tmp_path / "remote"))
+    project.repro()
+    project.commit("reference run")
+    project.run("dvc", "push")
+
+    colleague = clone(project, tmp_path / "colleague")
+    assert not (colleague.root / "models/model.keras").exists()
+    colleague.run("dvc", "pull")
+    assert "Data and pipelines are up to date" in colleague.run("dvc", "status")
+    assert colleague.repro() == set()
+    assert output_hashes(colleague) == output_hashes(project)
+    # The pulled model is the pushed one, and the colleague's tools can use it at once.
+    predicted = colleague.run_process("imdb-predict", "--json", "A great movie.")
+    assert len(json.loads(predicted.stdout)) == 1
