@@ -1,0 +1,158 @@
+"""imdb-recipe: run a seed notebook's recipe as a DVC experiment.
+
+Each recipe is a YAML file in recipes/: the notebook it comes from, the accuracy the notebook
+claims and what that number measures, what had to be substituted, and under ``set`` the
+parameter overrides that express it. This command checks the overrides against params.yaml and
+the parameter models, then runs plain `dvc exp run -n <recipe> -S key=value ...` (or only prints
+it), so every recipe is also an ordinary experiment that `dvc exp show` compares.
+
+    imdb-recipe list
+    imdb-recipe run seed-001-lstm            # runs now
+    imdb-recipe run --queue seed-001-lstm    # then: dvc queue start
+    imdb-recipe run --dry-run seed-001-lstm  # print the dvc command only
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML
+
+from imdb_rnn import cli
+from imdb_rnn.errors import ParamsError
+from imdb_rnn.params import PARAMS_FILE, SECTIONS, parse_section
+
+RECIPES_DIR = Path("recipes")
+
+
+class Claim(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accuracy: float | None = Field(ge=0, le=1)
+    what: str  # which split, which epoch: claims are only comparable when this matches
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    notebook: str
+    description: str
+    claimed: Claim
+    substitutions: list[str]
+    set: dict[str, Any]
+
+
+def read_yaml(path: Path) -> Any:
+    return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+
+
+def load_recipe(name: str, directory: Path = RECIPES_DIR) -> Recipe:
+    path = directory / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(recipe_names(directory)) or "none"
+        raise ParamsError(f"no recipe '{name}' in {directory}/ (known: {known})")
+    try:
+        recipe = Recipe.model_validate(read_yaml(path))
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise ParamsError(f"{path}: {where}: {problem['msg']}") from None
+    if recipe.name != name:
+        raise ParamsError(f"{path} is named '{recipe.name}'; make its name match the file name")
+    return recipe
+
+
+def recipe_names(directory: Path = RECIPES_DIR) -> list[str]:
+    return sorted(path.stem for path in directory.glob("*.yaml"))
+
+
+def apply_overrides(document: dict, overrides: dict[str, Any]) -> dict:
+    """A copy of the params document with each dotted key replaced; unknown keys are errors."""
+    updated = copy.deepcopy(document)
+    for dotted_key, value in overrides.items():
+        *parents, key = dotted_key.split(".")
+        target = updated
+        for parent in parents:
+            if not isinstance(target.get(parent), dict):
+                raise ParamsError(f"recipe key {dotted_key}: params.yaml has no section {parent}")
+            target = target[parent]
+        if key not in target:
+            raise ParamsError(f"recipe key {dotted_key} is not in params.yaml; fix the recipe")
+        target[key] = value
+    return updated
+
+
+def validate(document: dict) -> None:
+    """Every section must still validate after the overrides (types, ranges, cross-key rules)."""
+    for section, model in SECTIONS.items():
+        parse_section(document, section, model)
+
+
+def dvc_command(recipe: Recipe, queue: bool) -> list[str]:
+    command = ["dvc", "exp", "run", "--name", recipe.name]
+    if queue:
+        command.append("--queue")
+    for key, value in recipe.set.items():
+        command += ["--set-param", f"{key}={yaml_scalar(value)}"]
+    return command
+
+
+def yaml_scalar(value: Any) -> str:
+    """The value as DVC will parse it back (YAML): true/false/null, not Python's True/None."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="imdb-recipe",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="the recipes and what their notebooks claim")
+    run = commands.add_parser("run", help="run one or more recipes as DVC experiments")
+    run.add_argument("names", nargs="+")
+    run.add_argument("--queue", action="store_true", help="queue them; run with dvc queue start")
+    run.add_argument("--dry-run", action="store_true", help="print the dvc commands only")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.command == "list":
+        for name in recipe_names():
+            recipe = load_recipe(name)
+            claim = recipe.claimed.accuracy
+            print(f"{name:32} claims {claim if claim is not None else '-'}: {recipe.description}")
+        return
+    document = read_yaml(PARAMS_FILE)
+    recipes = [load_recipe(name) for name in args.names]
+    for recipe in recipes:  # check them all before running any
+        validate(apply_overrides(document, recipe.set))
+    for recipe in recipes:
+        command = dvc_command(recipe, args.queue)
+        print(shlex.join(command), flush=True)
+        if not args.dry_run:
+            completed = subprocess.run(command)
+            if completed.returncode != 0:
+                sys.exit(completed.returncode)
+
+
+def entry_point() -> None:
+    cli.run(main, "imdb-recipe", log_level="WARNING")
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,0 +1,78 @@
+"""The seed recipes: each file is a valid set of parameters that `dvc exp run` can take."""
+
+from __future__ import annotations
+
+import pytest
+
+from imdb_rnn.errors import ParamsError
+from imdb_rnn.params import PARAMS_FILE
+from imdb_rnn.recipes import (
+    RECIPES_DIR,
+    apply_overrides,
+    dvc_command,
+    load_recipe,
+    main,
+    read_yaml,
+    recipe_names,
+    validate,
+)
+from tests.conftest import REPO_ROOT
+
+RECIPE_NAMES = recipe_names(REPO_ROOT / RECIPES_DIR)
+
+
+def test_there_is_a_recipe_for_every_seed_notebook():
+    notebooks = {load_recipe(name, REPO_ROOT / RECIPES_DIR).notebook for name in RECIPE_NAMES}
+    seeds = {path.name for path in (REPO_ROOT.parent / "shared/seeds").glob("*.txt")}
+    if not seeds:
+        pytest.skip("the seed notebooks are not beside this checkout")
+    assert notebooks == seeds
+
+
+@pytest.mark.parametrize("name", RECIPE_NAMES)
+def test_every_recipe_gives_valid_parameters(name):
+    """A renamed or retyped parameter breaks the recipe here, not an hour into a run."""
+    recipe = load_recipe(name, REPO_ROOT / RECIPES_DIR)
+    document = read_yaml(REPO_ROOT / PARAMS_FILE)
+    validate(apply_overrides(document, recipe.set))
+    assert recipe.substitutions, "say what differs from the notebook, even if only the data source"
+
+
+def test_an_unknown_key_is_a_one_line_error():
+    with pytest.raises(ParamsError, match=r"train\.unitz is not in params\.yaml"):
+        apply_overrides({"train": {"units": 4}}, {"train.unitz": 8})
+    with pytest.raises(ParamsError, match="no section trian"):
+        apply_overrides({"train": {"units": 4}}, {"trian.units": 8})
+
+
+def test_the_dvc_command_writes_values_as_yaml(tmp_path):
+    (tmp_path / "demo.yaml").write_text(
+        "name: demo\nnotebook: x.txt\ndescription: d\n"
+        "claimed: {accuracy: 0.8, what: validation}\nsubstitutions: [none]\n"
+        "set: {train.bidirectional: false, baseline.max_features: null, train.units: 8}\n"
+    )
+    command = dvc_command(load_recipe("demo", tmp_path), queue=True)
+    assert command == [
+        "dvc", "exp", "run", "--name", "demo", "--queue",
+        "--set-param", "train.bidirectional=false",
+        "--set-param", "baseline.max_features=null",
+        "--set-param", "train.units=8",
+    ]  # fmt: skip
+
+
+def test_unknown_recipe_names_the_known_ones(tmp_path):
+    (tmp_path / "only.yaml").write_text("name: only\n")
+    with pytest.raises(ParamsError, match=r"no recipe 'other' .*\(known: only\)"):
+        load_recipe("other", tmp_path)
+    with pytest.raises(ParamsError, match=r"only\.yaml: notebook: Field required"):
+        load_recipe("only", tmp_path)
+
+
+def test_dry_run_prints_the_commands_without_running_them(monkeypatch, capsys):
+    if not RECIPE_NAMES:
+        pytest.skip("no recipes yet")
+    monkeypatch.chdir(REPO_ROOT)
+    main(["run", "--dry-run", *RECIPE_NAMES[:2]])
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == len(RECIPE_NAMES[:2])
+    assert all(line.startswith("dvc exp run --name seed-") for line in printed)
