@@ -42,6 +42,7 @@ def test_the_table_shows_every_measurement():
             "test_accuracy": 0.91,
             "committed_test_accuracy": 0.9099,
             "accuracy_difference": 0.0001,
+            "identical_to_committed": False,
             "prediction": {"from_ids_reviews_per_s": 900, "from_text_reviews_per_s": 800},
         },
         "recipe": {
