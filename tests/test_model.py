@@ -13,6 +13,7 @@ from imdb_rnn.model import (
     bucketed_training_data,
     build_classifier,
     compile_classifier,
+    fit_classifier,
     predict_probabilities,
     saved_epoch,
     seed_everything,
@@ -218,3 +219,24 @@ def test_bucketed_training_is_reproducible_and_reshuffles_each_epoch(default_par
         data = bucketed_training_data(ids, labels, 4, "post", seed=params.seed)
         losses.append(model.fit(data, epochs=2, shuffle=False, verbose=0).history["loss"])
     assert losses[0] == losses[1] and all(np.isfinite(losses[0]))
+
+
+@pytest.mark.parametrize("bucket_by_length", [True, False])
+def test_fit_classifier_trains_either_way_and_reports_the_saved_epoch(
+    default_params, matrix, bucket_by_length
+):
+    params = train_params(
+        default_params, bucket_by_length=bucket_by_length, epochs=3, mask_padding=True
+    )
+    rng = np.random.default_rng(3)
+    ids = np.zeros((24, 8), dtype=np.int32)
+    for row, length in enumerate(rng.integers(1, 9, size=24)):
+        ids[row, :length] = rng.integers(2, VOCABULARY_SIZE, size=length)
+    labels = rng.integers(0, 2, size=24).astype(np.int8)
+    seed_everything(params.seed, deterministic=True)
+    model = compile_classifier(build_classifier(params, matrix), params)
+    history, best = fit_classifier(
+        model, params, (ids[:16], labels[:16]), (ids[16:], labels[16:]), "post", verbose=0
+    )
+    assert len(history["loss"]) <= 3 and set(history) >= {"loss", "val_loss", "val_accuracy"}
+    assert 0 <= best < len(history["loss"])
