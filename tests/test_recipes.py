@@ -76,3 +76,16 @@ def test_dry_run_prints_the_commands_without_running_them(monkeypatch, capsys):
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == len(RECIPE_NAMES[:2])
     assert all(line.startswith("dvc exp run --name seed-") for line in printed)
+
+
+def test_extra_overrides_win_and_are_checked(monkeypatch, capsys):
+    monkeypatch.chdir(REPO_ROOT)
+    name = RECIPE_NAMES[0]
+    main(["run", "--dry-run", name, "--set", "train.epochs=2", "--suffix=-short"])
+    printed = capsys.readouterr().out
+    assert f"--name {name}-short" in printed and printed.count("train.epochs=") == 1
+    assert "train.epochs=2" in printed
+    with pytest.raises(ParamsError, match=r"train\.epochs must be greater than or equal to 1"):
+        main(["run", "--dry-run", name, "--set", "train.epochs=0"])
+    with pytest.raises(ParamsError, match="write it as key=value"):
+        main(["run", "--dry-run", name, "--set", "train.epochs"])

@@ -10,6 +10,7 @@ it), so every recipe is also an ordinary experiment that `dvc exp show` compares
     imdb-recipe run seed-001-lstm            # runs now
     imdb-recipe run --queue seed-001-lstm    # then: dvc queue start
     imdb-recipe run --dry-run seed-001-lstm  # print the dvc command only
+    imdb-recipe run seed-004-bilstm-word2vec --set train.epochs=2 --suffix=-2-epochs
 """
 
 from __future__ import annotations
@@ -96,13 +97,27 @@ def validate(document: dict) -> None:
         parse_section(document, section, model)
 
 
-def dvc_command(recipe: Recipe, queue: bool) -> list[str]:
-    command = ["dvc", "exp", "run", "--name", recipe.name]
+def dvc_command(
+    recipe: Recipe, queue: bool, overrides: dict[str, Any] | None = None, name: str | None = None
+) -> list[str]:
+    """``dvc exp run`` with the recipe's overrides, then the caller's (which win)."""
+    command = ["dvc", "exp", "run", "--name", name or recipe.name]
     if queue:
         command.append("--queue")
-    for key, value in recipe.set.items():
+    for key, value in (recipe.set | (overrides or {})).items():
         command += ["--set-param", f"{key}={yaml_scalar(value)}"]
     return command
+
+
+def parse_overrides(assignments: list[str]) -> dict[str, Any]:
+    """``key=value`` strings, each value read as YAML (as DVC's --set-param reads it)."""
+    overrides = {}
+    for assignment in assignments:
+        key, separator, value = assignment.partition("=")
+        if not separator or not key:
+            raise ParamsError(f"--set {assignment!r}: write it as key=value, e.g. train.epochs=2")
+        overrides[key.strip()] = YAML(typ="safe", pure=True).load(value)
+    return overrides
 
 
 def yaml_scalar(value: Any) -> str:
@@ -126,6 +141,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("names", nargs="+")
     run.add_argument("--queue", action="store_true", help="queue them; run with dvc queue start")
     run.add_argument("--dry-run", action="store_true", help="print the dvc commands only")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra override on top of the recipe, e.g. train.epochs=2 for a shorter run",
+    )
+    run.add_argument(
+        "--suffix", default="", help="appended to the experiment name, e.g. --suffix=-short"
+    )
     return parser.parse_args(argv)
 
 
@@ -139,10 +164,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     document = read_yaml(PARAMS_FILE)
     recipes = [load_recipe(name) for name in args.names]
+    extra = parse_overrides(args.set)
     for recipe in recipes:  # check them all before running any
-        validate(apply_overrides(document, recipe.set))
+        validate(apply_overrides(document, recipe.set | extra))
     for recipe in recipes:
-        command = dvc_command(recipe, args.queue)
+        command = dvc_command(recipe, args.queue, extra, recipe.name + args.suffix)
         print(shlex.join(command), flush=True)
         if not args.dry_run:
             completed = subprocess.run(command)
