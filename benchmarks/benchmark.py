@@ -4,9 +4,10 @@ Not part of the test suite: it takes about 20 minutes on a 2-core CPU. Two parts
 default (``--skip-pipeline`` / ``--skip-recipe`` leave one out):
 
 pipeline  Clones the committed HEAD into ``--workdir`` and runs ``dvc repro --force`` there from
-          nothing, as a new user would (forcing every stage, so that all are timed). Each stage logs its own wall time and peak memory (see
-          imdb_rnn.cli), tokenize its tokens per second and train its seconds per epoch; this
-          script collects those lines, times the whole repro, compares the clone's test metrics
+          nothing, as a new user would (forcing every stage, so that all are timed). Each stage
+          logs its own wall time and peak memory (see imdb_rnn.cli), tokenize its tokens per
+          second and train its seconds per epoch; this script collects those lines, times the
+          whole repro, compares the clone's test metrics
           with the committed reports/metrics.json, checks whether dvc.lock and reports/ came out
           identical to the committed ones, and measures prediction throughput of the trained
           model on the 25,000 test reviews.
