@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 
 from imdb_rnn.errors import ParamsError
-from imdb_rnn.params import PARAMS_FILE
+from imdb_rnn.params import PARAMS_FILE, read_document
 from imdb_rnn.recipes import (
     RECIPES_DIR,
     apply_overrides,
     dvc_command,
     load_recipe,
     main,
-    read_yaml,
     recipe_names,
     validate,
 )
@@ -33,7 +32,7 @@ def test_there_is_a_recipe_for_every_seed_notebook():
 def test_every_recipe_gives_valid_parameters(name):
     """A renamed or retyped parameter breaks the recipe here, not an hour into a run."""
     recipe = load_recipe(name, REPO_ROOT / RECIPES_DIR)
-    document = read_yaml(REPO_ROOT / PARAMS_FILE)
+    document = read_document(REPO_ROOT / PARAMS_FILE)
     validate(apply_overrides(document, recipe.set))
     assert recipe.substitutions, "say what differs from the notebook, even if only the data source"
 
@@ -66,6 +65,9 @@ def test_unknown_recipe_names_the_known_ones(tmp_path):
         load_recipe("other", tmp_path)
     with pytest.raises(ParamsError, match=r"only\.yaml: notebook: Field required"):
         load_recipe("only", tmp_path)
+    (tmp_path / "broken.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(ParamsError, match=r"broken\.yaml is not valid YAML"):
+        load_recipe("broken", tmp_path)
 
 
 def test_dry_run_prints_the_commands_without_running_them(monkeypatch, capsys):

@@ -174,17 +174,21 @@ def parse_section(document: dict[str, Any], section: str, model: type[SectionT])
         raise ParamsError(_describe(error, section, model)) from None
 
 
-def load_section(section: str, model: type[SectionT], path: Path = PARAMS_FILE) -> SectionT:
-    """Read ``path`` and validate the named section."""
+def read_document(path: Path = PARAMS_FILE) -> Any:
+    """A YAML file as DVC reads it, or a one-line ParamsError if it is missing or malformed."""
     try:
         # ruamel.yaml, like DVC itself, reads YAML 1.2, where `1e-4` is a number (PyYAML's
         # YAML 1.1 reads it as a string); stages and `dvc params diff` see the same values.
-        document = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8")) or {}
+        return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
-        raise ParamsError(f"{path} not found; run stages from the repository root") from None
+        raise ParamsError(f"{path} not found; run from the repository root") from None
     except YAMLError as error:
         raise ParamsError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
-    return parse_section(document, section, model)
+
+
+def load_section(section: str, model: type[SectionT], path: Path = PARAMS_FILE) -> SectionT:
+    """Read ``path`` and validate the named section."""
+    return parse_section(read_document(path), section, model)
 
 
 def _describe(error: ValidationError, section: str, model: type[BaseModel]) -> str:

@@ -28,7 +28,7 @@ from ruamel.yaml import YAML
 
 from imdb_rnn import cli
 from imdb_rnn.errors import ParamsError
-from imdb_rnn.params import PARAMS_FILE, SECTIONS, parse_section
+from imdb_rnn.params import PARAMS_FILE, SECTIONS, parse_section, read_document
 
 RECIPES_DIR = Path("recipes")
 
@@ -51,17 +51,13 @@ class Recipe(BaseModel):
     set: dict[str, Any]
 
 
-def read_yaml(path: Path) -> Any:
-    return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
-
-
 def load_recipe(name: str, directory: Path = RECIPES_DIR) -> Recipe:
     path = directory / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(recipe_names(directory)) or "none"
         raise ParamsError(f"no recipe '{name}' in {directory}/ (known: {known})")
     try:
-        recipe = Recipe.model_validate(read_yaml(path))
+        recipe = Recipe.model_validate(read_document(path))
     except ValidationError as error:
         problem = error.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
@@ -162,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
             claim = recipe.claimed.accuracy
             print(f"{name:32} claims {claim if claim is not None else '-'}: {recipe.description}")
         return
-    document = read_yaml(PARAMS_FILE)
+    document = read_document(PARAMS_FILE)
     recipes = [load_recipe(name) for name in args.names]
     extra = parse_overrides(args.set)
     for recipe in recipes:  # check them all before running any
