@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from ruamel.yaml import YAML
 
 from imdb_rnn.errors import ParamsError
 from imdb_rnn.params import PARAMS_FILE, read_document
@@ -37,6 +38,41 @@ def test_every_recipe_gives_valid_parameters(name):
     assert recipe.substitutions, "say what differs from the notebook, even if only the data source"
 
 
+def leaf_keys(document: dict, dotted_prefix: str) -> list[str]:
+    """The dotted keys of every value under a prefix, as -S writes them:
+    train.early_stopping.patience, not train.early_stopping."""
+    value = document
+    for part in dotted_prefix.split("."):
+        value = value[part]
+    if not isinstance(value, dict):
+        return [dotted_prefix]
+    return [key for child in value for key in leaf_keys(document, f"{dotted_prefix}.{child}")]
+
+
+def keys_a_recipe_must_pin(recipe_set: dict) -> set[str]:
+    """Every key that can change what the recipe computes, so that params.yaml's defaults
+    (or a quick-run cap left in it) never leak into a recipe's result."""
+    document = read_document(REPO_ROOT / PARAMS_FILE)
+    keys = {
+        key for section in ("ingest", "tokenize", "train") for key in leaf_keys(document, section)
+    }
+    if recipe_set["ingest.protocol"] == "official":
+        keys.discard("ingest.test_fraction")  # only the random protocol reads it
+    keys |= {"embed.method", "embed.dimension", "embed.seed"}
+    if recipe_set["embed.method"] == "word2vec":
+        keys |= {f"embed.{key}" for key in document["embed"] if key != "pretrained"}
+    if recipe_set["embed.method"] == "pretrained":
+        keys |= set(leaf_keys(document, "embed.pretrained"))
+    return keys
+
+
+@pytest.mark.parametrize("name", RECIPE_NAMES)
+def test_every_recipe_pins_every_key_that_shapes_its_result(name):
+    recipe_set = load_recipe(name, REPO_ROOT / RECIPES_DIR).set
+    missing = keys_a_recipe_must_pin(recipe_set) - set(recipe_set)
+    assert not missing, f"{name} leaves these to params.yaml: {sorted(missing)}"
+
+
 def test_an_unknown_key_is_a_one_line_error():
     with pytest.raises(ParamsError, match=r"train\.unitz is not in params\.yaml"):
         apply_overrides({"train": {"units": 4}}, {"train.unitz": 8})
@@ -48,7 +84,9 @@ def test_the_dvc_command_writes_values_as_yaml(tmp_path):
     (tmp_path / "demo.yaml").write_text(
         "name: demo\nnotebook: x.txt\ndescription: d\n"
         "claimed: {accuracy: 0.8, what: validation}\nsubstitutions: [none]\n"
-        "set: {train.bidirectional: false, baseline.max_features: null, train.units: 8}\n"
+        "set: {train.bidirectional: false, baseline.max_features: null, train.units: 8,\n"
+        "      train.learning_rate: 0.0001, ingest.source: 'data/a: b.csv',\n"
+        "      ingest.revision: 'null'}\n"
     )
     command = dvc_command(load_recipe("demo", tmp_path), queue=True)
     assert command == [
@@ -56,7 +94,16 @@ def test_the_dvc_command_writes_values_as_yaml(tmp_path):
         "--set-param", "train.bidirectional=false",
         "--set-param", "baseline.max_features=null",
         "--set-param", "train.units=8",
+        "--set-param", "train.learning_rate=0.0001",
+        "--set-param", 'ingest.source="data/a: b.csv"',
+        "--set-param", 'ingest.revision="null"',
     ]  # fmt: skip
+    # DVC reads each value back as YAML: it must be the value the recipe holds.
+    read_back = {
+        key: YAML(typ="safe", pure=True).load(value)
+        for key, _, value in (arg.partition("=") for arg in command[7::2])
+    }
+    assert read_back == load_recipe("demo", tmp_path).set
 
 
 def test_unknown_recipe_names_the_known_ones(tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import shlex
 import subprocess
 import sys
@@ -117,12 +118,12 @@ def parse_overrides(assignments: list[str]) -> dict[str, Any]:
 
 
 def yaml_scalar(value: Any) -> str:
-    """The value as DVC will parse it back (YAML): true/false/null, not Python's True/None."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    """The value as DVC will parse it back (YAML): true/false/null, not Python's True/None.
+
+    JSON is valid YAML, so JSON's quoting keeps a string a string however it reads
+    ("null", "1e-3", a path with ': ' in it).
+    """
+    return json.dumps(value)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
