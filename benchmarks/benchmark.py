@@ -161,10 +161,10 @@ def run_pipeline_in_clone(workdir: Path) -> dict:
 def prediction_throughput(clone: Path) -> dict:
     """Reviews per second on the 25,000 test reviews: from token ids, and from raw text."""
     from imdb_rnn import artifacts
-    from imdb_rnn.model import predict_probabilities
+    from imdb_rnn.model import predict_probabilities, read_classifier
     from imdb_rnn.text import encode_reviews
 
-    model = artifacts.read_model(clone / "models/model.keras")
+    model = read_classifier(clone / "models/model.keras")
     encoding = artifacts.read_json(clone / "data/tokenized/encoding.json")
     vocabulary = artifacts.read_vocabulary(clone / "data/tokenized/vocabulary.json")
     ids = artifacts.read_arrays(clone / "data/tokenized/test.npz")["ids"]

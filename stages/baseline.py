@@ -15,12 +15,9 @@ from imdb_rnn import artifacts, cli
 from imdb_rnn.baseline import build_baseline, positive_probabilities
 from imdb_rnn.data import SPLIT_NAMES
 from imdb_rnn.evaluation import compute_metrics
-from imdb_rnn.params import BaselineParams, load_section
+from imdb_rnn.params import BaselineParams, EvaluateParams, load_section
 
 log = logging.getLogger("stages.baseline")
-
-# The recurrent model's default decision threshold; the baseline is scored the same way.
-THRESHOLD = 0.5
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_section("baseline", BaselineParams)
+    # The recurrent model's decision threshold: both are scored the same way.
+    threshold = load_section("evaluate", EvaluateParams).threshold
     splits = {
         name: artifacts.read_reviews(args.raw_dir / f"{name}.parquet") for name in SPLIT_NAMES
     }
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {"features": params.features, "ngram_features": features}
     for name in ("validation", "test"):
         probabilities = positive_probabilities(model, splits[name]["text"])
-        report[name] = compute_metrics(splits[name]["label"].to_numpy(), probabilities, THRESHOLD)
+        report[name] = compute_metrics(splits[name]["label"].to_numpy(), probabilities, threshold)
         log.info("%s accuracy %.4f", name, report[name]["accuracy"])
     artifacts.write_json(report, args.metrics)
 

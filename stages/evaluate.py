@@ -52,11 +52,11 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.test_reviews} has {len(reviews)} reviews but {args.test_ids} has"
             f" {len(test['labels'])}; they come from different runs, rerun with dvc repro"
         )
-    model = artifacts.read_model(args.model)
-    # Imported here so that bad parameters and missing files fail before TensorFlow loads (the
-    # model reader above imports it only once it has checked the file exists).
-    from imdb_rnn.model import predict_probabilities
+    # Imported only now, so that bad parameters and missing files fail before TensorFlow loads.
+    artifacts.existing(args.model)
+    from imdb_rnn.model import predict_probabilities, read_classifier
 
+    model = read_classifier(args.model)
     padding = artifacts.read_json(args.encoding)["padding"]
     probabilities = predict_probabilities(model, test["ids"], params.batch_size, padding)
     labels = test["labels"]

@@ -16,7 +16,7 @@ import yaml
 
 from tests.conftest import REPO_ROOT
 
-PIPELINE_FILES = ("dvc.yaml", "params.yaml", "stages", "src", ".dvcignore")
+PIPELINE_FILES = ("dvc.yaml", "params.yaml", "stages", "src", "recipes", ".dvcignore")
 
 
 class Project:

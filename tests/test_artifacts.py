@@ -90,6 +90,8 @@ def test_the_same_weights_saved_by_two_model_objects_give_the_same_bytes(tmp_pat
     artifacts.write_model(second, tmp_path / "second.keras")
     assert (tmp_path / "first.keras").read_bytes() == (tmp_path / "second.keras").read_bytes()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["first.keras", "second.keras"]
-    loaded = artifacts.read_model(tmp_path / "first.keras")
+    from imdb_rnn.model import read_classifier
+
+    loaded = read_classifier(tmp_path / "first.keras")
     ids = np.array([[3, 4, 0]])
     np.testing.assert_allclose(loaded.predict(ids, verbose=0), first.predict(ids, verbose=0))

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
+import yaml
 
 from tests.scratch_project import Project, create_tiny_project
 
@@ -68,10 +70,56 @@ def test_repro_reruns_exactly_the_stages_downstream_of_a_change(project):
     assert len(json.loads(predicted.stdout)) == 3  # stdout is pure JSON; TensorFlow logs to stderr
 
 
+def experiments(project: Project) -> dict[str, dict]:
+    """Each experiment's params.yaml values and metrics files, by name, from `dvc exp show`."""
+    shown = json.loads(project.run_process("dvc", "exp", "show", "--json").stdout)
+    found = {}
+    for commit in shown:
+        for experiment in commit.get("experiments") or []:
+            for rev in experiment["revs"]:
+                data = rev.get("data") or {}
+                found[rev["name"]] = {
+                    "params": data.get("params", {}).get("params.yaml", {}).get("data", {}),
+                    "metrics": {
+                        path: entry.get("data", {})
+                        for path, entry in (data.get("metrics") or {}).items()
+                    },
+                }
+    return found
+
+
 def test_exp_run_set_param_overrides_reach_the_stage(project):
     project.repro()
     project.commit("baseline")
-    output = project.run("dvc", "exp", "run", "-S", "train.units=3")
+    output = project.run("dvc", "exp", "run", "-n", "narrower", "-S", "train.units=3")
     assert set(re.findall(r"Running stage '(\w+)'", output)) == {"train", "evaluate"}
-    summary = project.run("dvc", "exp", "show", "--json")
-    assert '"units": 3' in summary.replace(" ", "").replace('"units":3', '"units": 3')
+    assert experiments(project)["narrower"]["params"]["train"]["units"] == 3
+
+
+def test_a_recipe_runs_unchanged_as_a_queued_experiment(project, tiny_dataset):
+    """imdb-recipe's plain `dvc exp run --queue -S ...`, nested keys included, run by a queue
+    worker in a temporary copy of the repository; only the data and epochs are shrunk."""
+    project.run(
+        "imdb-recipe", "run", "--queue", "seed-001-lstm",
+        "--set", f"ingest.source={tiny_dataset}", "--set", "train.epochs=1", "--suffix=-tiny",
+    )  # fmt: skip
+    project.run("dvc", "queue", "start")
+    deadline = time.monotonic() + 300
+    while "seed-001-lstm-tiny" not in experiments(project) or re.search(
+        r"Queued|Running", project.run("dvc", "queue", "status")
+    ):
+        assert time.monotonic() < deadline, project.run("dvc", "queue", "status")
+        time.sleep(2)
+    assert "Success" in project.run("dvc", "queue", "status")
+
+    recipe = yaml.safe_load((project.root / "recipes/seed-001-lstm.yaml").read_text())["set"]
+    ran = experiments(project)["seed-001-lstm-tiny"]
+    assert ran["params"]["train"]["model"] == recipe["train.model"] == "lstm"
+    assert ran["params"]["train"]["units"] == recipe["train.units"]
+    assert (
+        ran["params"]["train"]["early_stopping"]["patience"]
+        == (recipe["train.early_stopping.patience"])
+    )
+    assert ran["params"]["train"]["epochs"] == 1
+    assert 0 <= ran["metrics"]["reports/metrics.json"]["accuracy"] <= 1
+    assert project.run("git", "status", "--porcelain") == "", "the workspace is left alone"

@@ -59,7 +59,7 @@ def write_json(data: Any, path: Path) -> None:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(_existing(path).read_text(encoding="utf-8"))
+    return json.loads(existing(path).read_text(encoding="utf-8"))
 
 
 def write_reviews(frame: pd.DataFrame, path: Path) -> None:
@@ -70,7 +70,7 @@ def write_reviews(frame: pd.DataFrame, path: Path) -> None:
 
 
 def read_reviews(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(_existing(path), columns=["text", "label"])
+    return pd.read_parquet(existing(path), columns=["text", "label"])
 
 
 def write_arrays(path: Path, **arrays: np.ndarray) -> None:
@@ -83,7 +83,7 @@ def write_arrays(path: Path, **arrays: np.ndarray) -> None:
 
 
 def read_arrays(path: Path) -> dict[str, np.ndarray]:
-    with np.load(_existing(path), allow_pickle=False) as archive:
+    with np.load(existing(path), allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
 
 
@@ -93,7 +93,7 @@ def write_matrix(matrix: np.ndarray, path: Path) -> None:
 
 
 def read_matrix(path: Path) -> np.ndarray:
-    return np.load(_existing(path), allow_pickle=False)
+    return np.load(existing(path), allow_pickle=False)
 
 
 def write_vocabulary(vocabulary: Vocabulary, path: Path) -> None:
@@ -122,7 +122,7 @@ def write_token_corpus(token_lists: Iterable[Sequence[str]], path: Path) -> None
 
 
 def read_token_corpus(path: Path) -> list[list[str]]:
-    with _existing(path).open(encoding="utf-8") as stream:
+    with existing(path).open(encoding="utf-8") as stream:
         return [line.split() for line in stream]
 
 
@@ -180,23 +180,14 @@ def _renumber_shared_objects(config: Any) -> Any:
     return renumber(config)
 
 
-def read_model(path: Path):
-    """A model saved by the train stage, loaded in Keras' safe mode (no arbitrary code runs)."""
-    path = _existing(path)  # before TensorFlow's multi-second import
-    import keras
-
-    import imdb_rnn.model  # noqa: F401  registers the custom layers the saved config names
-
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
-
-
 def write_vectors(vectors, path: Path) -> None:
     """gensim KeyedVectors in the original word2vec binary format: portable, no pickle."""
     with atomic_path(path) as temporary:
         vectors.save_word2vec_format(str(temporary), binary=True)
 
 
-def _existing(path: Path) -> Path:
+def existing(path: Path) -> Path:
+    """The path, or a one-line error naming the stage to run; callers check before slow imports."""
     if not path.exists():
         raise DataError(f"{path} does not exist; run the stage that writes it (dvc repro)")
     return path

@@ -1,4 +1,4 @@
-"""The recurrent sentiment classifier: building, compiling and the training callbacks.
+"""The recurrent sentiment classifier: building, training, reading back and predicting.
 
 Every architecture in the seed notebooks is one setting of TrainParams: SimpleRNN, LSTM or GRU,
 optionally bidirectional and stacked, over an embedding initialised from the embed stage's matrix,
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
 
-from imdb_rnn import batching
+from imdb_rnn import artifacts, batching
 from imdb_rnn.params import TrainParams
 
 log = logging.getLogger(__name__)
@@ -200,14 +201,21 @@ def bucketed_training_data(
     return batch_dataset(lambda: next(epochs), batch_count, (ids, labels))
 
 
-def length_sorted_data(ids: np.ndarray, labels: np.ndarray, batch_size: int, padding: str):
-    """Validation batches for model.fit: sorted by length, the same every epoch."""
+def length_sorted_data(
+    batch_size: int, padding: str, ids: np.ndarray, *row_aligned: np.ndarray
+) -> tuple[object, list[np.ndarray]]:
+    """Batches sorted by length and cut to their longest review, the same on every pass.
+
+    Feeds validation to model.fit (ids, labels) and prediction (ids alone). Returns the tf.data
+    pipeline and each batch's row indices, which put predictions back in input order.
+    """
     rows = batching.length_sorted_batches(batching.review_lengths(ids), batch_size)
 
     def batches():
-        return ((batching.trim_padding(ids[r], padding), labels[r]) for r in rows)
+        for r in rows:
+            yield (batching.trim_padding(ids[r], padding), *(array[r] for array in row_aligned))
 
-    return batch_dataset(batches, len(rows), (ids, labels))
+    return batch_dataset(batches, len(rows), (ids, *row_aligned)), rows
 
 
 def predict_probabilities(
@@ -220,15 +228,18 @@ def predict_probabilities(
     """
     if not model.get_layer("embedding").mask_zero:
         return model.predict(ids, batch_size=batch_size, verbose=0)[:, 0]
-    rows = batching.length_sorted_batches(batching.review_lengths(ids), batch_size)
-
-    def batches():
-        return ((batching.trim_padding(ids[r], padding),) for r in rows)
-
-    sorted_probabilities = model.predict(batch_dataset(batches, len(rows), (ids,)), verbose=0)
+    dataset, rows = length_sorted_data(batch_size, padding, ids)
+    sorted_probabilities = model.predict(dataset, verbose=0)
     probabilities = np.empty(len(ids), dtype=sorted_probabilities.dtype)
     probabilities[np.concatenate(rows)] = sorted_probabilities[:, 0]
     return probabilities
+
+
+def read_classifier(path: Path) -> keras.Model:
+    """A classifier the train stage saved (artifacts.write_model), in Keras' safe mode: no
+    arbitrary code runs. Its config names MaskedGlobalMaxPooling1D, which this module registers.
+    """
+    return keras.saving.load_model(artifacts.existing(path), compile=False, safe_mode=True)
 
 
 def fit_classifier(
@@ -249,7 +260,7 @@ def fit_classifier(
     if params.bucket_by_length:
         inputs = {
             "x": bucketed_training_data(*train, params.batch_size, padding, params.seed),
-            "validation_data": length_sorted_data(*validation, params.batch_size, padding),
+            "validation_data": length_sorted_data(params.batch_size, padding, *validation)[0],
             "shuffle": False,  # the batches come shuffled, in a new order every epoch
         }
     else:  # Keras' own shuffling over full-length rows, as in the seed notebooks

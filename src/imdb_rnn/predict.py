@@ -108,7 +108,10 @@ def main(argv: list[str] | None = None) -> None:
         )
     vocabulary = artifacts.read_vocabulary(args.vocabulary)
     encoding = artifacts.read_json(args.encoding)
-    model = artifacts.read_model(args.model)
+    artifacts.existing(args.model)  # before TensorFlow's multi-second import
+    from imdb_rnn.model import read_classifier
+
+    model = read_classifier(args.model)
     predictions = classify(reviews, model, vocabulary, encoding, args.threshold, args.batch_size)
     if args.json:
         print(
