@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     model = build_baseline(params).fit(splits["train"]["text"], splits["train"]["label"])
     features = len(model[0].vocabulary_)
     log.info("fitted on %d n-grams in %.1f s", features, time.perf_counter() - started)
-    report = {"features": params.features, "ngram_features": features}
+    report = {"features": params.features, "ngram_features": features, "threshold": threshold}
     for name in ("validation", "test"):
         probabilities = positive_probabilities(model, splits[name]["text"])
         report[name] = compute_metrics(splits[name]["label"].to_numpy(), probabilities, threshold)

@@ -44,8 +44,10 @@ def test_repro_reruns_exactly_the_stages_downstream_of_a_change(project):
     project.set_param("train.units", 3)
     assert project.repro() == {"train", "evaluate"}
 
-    project.set_param("evaluate.threshold", 0.6)
-    assert project.repro() == {"evaluate"}
+    project.set_param("evaluate.threshold", 0.6)  # the baseline is scored at the same threshold
+    assert project.repro() == {"evaluate", "baseline"}
+    baseline = json.loads((project.root / "reports/baseline.json").read_text())
+    assert baseline["threshold"] == 0.6
 
     project.set_param("baseline.ngram_max", 1)
     assert project.repro() == {"baseline"}
