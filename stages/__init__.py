@@ -2,6 +2,9 @@
 
 Each module is thin: it parses the paths dvc.yaml passes it, validates its own section of
 params.yaml, reads its inputs, calls the library in ``imdb_rnn``, and writes its outputs.
+
+Importing this package does two things first, before any stage imports NumPy or TensorFlow:
+it puts the imdb_rnn beside these stages on the import path, and pins the numerical kernels.
 """
 
 import sys
@@ -13,3 +16,9 @@ from pathlib import Path
 _LIBRARY = str(Path(__file__).resolve().parents[1] / "src")
 if _LIBRARY not in sys.path[:1]:
     sys.path.insert(0, _LIBRARY)
+
+# The kernels that decide floating-point bits are chosen when NumPy, SciPy and TensorFlow load;
+# pinning them now makes embed, train and evaluate give the same bytes on any x86-64 CPU with AVX2.
+from imdb_rnn.numerics import pin_kernels  # noqa: E402
+
+pin_kernels()

@@ -2,14 +2,14 @@
 
 Reads params.yaml:embed, the vocabulary and the training token corpus. Writes the matrix
 (float32, (vocabulary ids, dimension), row 0 all zeros), the word vectors it came from (word2vec
-binary format; empty for method random), and a JSON coverage report.
+binary format; empty for method random), and a JSON coverage report. The corpus is streamed from
+disk on every pass, so memory does not grow with it.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +17,17 @@ from gensim.models import KeyedVectors
 
 from imdb_rnn import artifacts, cli
 from imdb_rnn.embedding import (
+    TokenCorpus,
     build_embedding_matrix,
     coverage_report,
     random_embedding_matrix,
     restrict_to_vocabulary,
     train_word2vec,
+    write_vectors,
 )
 from imdb_rnn.params import EmbedParams, load_section
-from imdb_rnn.sources import load_pretrained_vectors
+from imdb_rnn.pretrained import load_pretrained_vectors
+from imdb_rnn.vocabulary import read_vocabulary
 
 log = logging.getLogger("stages.embed")
 
@@ -41,22 +44,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_word_vectors(params: EmbedParams, corpus: list[list[str]]) -> KeyedVectors:
+def load_word_vectors(params: EmbedParams, corpus: TokenCorpus) -> KeyedVectors:
     """Word2Vec trained here, or pretrained vectors; for method random, an empty set."""
     if params.method == "word2vec":
-        started = time.perf_counter()
-        vectors = train_word2vec(corpus, params)
-        log.info(
-            "word2vec: %d words x %d dims in %.1f s",
-            len(vectors),
-            vectors.vector_size,
-            time.perf_counter() - started,
-        )
-        return vectors
+        return train_word2vec(corpus, params)
     if params.method == "pretrained":
         settings = params.pretrained
         return load_pretrained_vectors(
-            settings.source, settings.filename, settings.revision, settings.format
+            settings.source,
+            settings.filename,
+            settings.revision,
+            settings.format,
+            settings.allow_pickle,
         )
     return KeyedVectors(vector_size=params.dimension)
 
@@ -64,8 +63,8 @@ def load_word_vectors(params: EmbedParams, corpus: list[list[str]]) -> KeyedVect
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_section("embed", EmbedParams)
-    vocabulary = artifacts.read_vocabulary(args.vocabulary)
-    corpus = artifacts.read_token_corpus(args.corpus)
+    vocabulary = read_vocabulary(args.vocabulary)
+    corpus = TokenCorpus(args.corpus)
 
     vectors = load_word_vectors(params, corpus)
     if params.method == "random":
@@ -76,10 +75,11 @@ def main(argv: list[str] | None = None) -> None:
     if params.method == "pretrained":  # keep only what this vocabulary uses, not gigabytes
         vectors = restrict_to_vocabulary(vectors, vocabulary)
 
+    training_tokens = sum(len(tokens) for tokens in corpus)
     report = {
         "method": params.method,
         "dimension": int(matrix.shape[1]),
-        **coverage_report(vocabulary, covered, corpus),
+        **coverage_report(vocabulary, covered, training_tokens),
     }
     log.info(
         "matrix %s; %.1f%% of vocabulary words and %.1f%% of training tokens have a vector",
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> None:
         100 * report["vocabulary_coverage"],
         100 * report["training_token_coverage"],
     )
-    artifacts.write_matrix(matrix, args.matrix)
-    artifacts.write_vectors(vectors, args.vectors)
+    artifacts.write_array(matrix, args.matrix)
+    write_vectors(vectors, args.vectors)
     artifacts.write_json(report, args.report)
 
 

@@ -1,7 +1,7 @@
 """ingest: load labelled reviews, split them, and write one parquet file per split.
 
-Reads params.yaml:ingest. Writes <out-dir>/{train,validation,test}.parquet (columns text, label)
-and a JSON report of rows, label balance and review lengths per split.
+Reads params.yaml:ingest. Writes one parquet file per split (columns text, label) and a JSON report
+of rows, label balance and review lengths per split.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from imdb_rnn import artifacts, cli
-from imdb_rnn.data import make_splits, summarize_splits
+from imdb_rnn.data import SPLIT_NAMES, make_splits, summarize_splits
 from imdb_rnn.params import IngestParams, load_section
 from imdb_rnn.sources import load_reviews
 
@@ -20,7 +20,8 @@ log = logging.getLogger("stages.ingest")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out-dir", type=Path, required=True, help="where the split files go")
+    for split in SPLIT_NAMES:
+        parser.add_argument(f"--{split}", type=Path, required=True, help=f"the {split} parquet file")
     parser.add_argument("--report", type=Path, required=True, help="JSON summary of the splits")
     return parser.parse_args(argv)
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     raw_reviews = load_reviews(params.source, params.dataset, params.revision)
     splits, dropped_empty = make_splits(raw_reviews, params, origin)
     for name, reviews in splits.items():
-        artifacts.write_reviews(reviews, args.out_dir / f"{name}.parquet")
+        artifacts.write_reviews(reviews, getattr(args, name))
         log.info("%s: %d reviews", name, len(reviews))
     if any(dropped_empty.values()):
         log.info("dropped empty or whitespace-only reviews per source split: %s", dropped_empty)

@@ -1,96 +1,226 @@
 """train: fit the recurrent classifier on the training split, watching the validation split.
 
-Reads params.yaml:train, the tokenized train/validation arrays, the tokenize stage's encoding
-(which side the padding is on) and the embed stage's matrix. Writes the model in Keras' native
-format and, through DVCLive, the per-epoch loss, accuracy and learning rate
-(<log-dir>/plots/metrics/*) and their final values (<log-dir>/metrics.json).
+Reads params.yaml:train, the tokenized train/validation ids and labels (memory-mapped), the
+vocabulary and encoding they were made with, and the embed stage's matrix. Writes the model in
+Keras' native format (recording the vocabulary and encoding it must be used with) and, through
+DVCLive, the per-epoch loss, accuracy and learning rate (<log-dir>/plots/metrics/*) and their
+final values (<log-dir>/metrics.json).
+
+Resumable: after every epoch the full training state goes to --state-dir (or $IMDB_RNN_STATE_DIR),
+so a run that is killed continues from its last completed epoch when started again, and ends with
+the same bytes as a run that was never interrupted (see imdb_rnn.resume).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from imdb_rnn import artifacts, cli
+from imdb_rnn.encoding import read_encoding
 from imdb_rnn.errors import DataError
 from imdb_rnn.params import TrainParams, load_section
+from imdb_rnn.vocabulary import read_vocabulary
 
 log = logging.getLogger("stages.train")
+
+# Overrides --state-dir: e.g. an absolute directory that queued experiments, which run in
+# temporary copies of the project, can resume from.
+STATE_DIR_ENV = "IMDB_RNN_STATE_DIR"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-dir", type=Path, required=True, help="the tokenize stage's outputs")
+    for split in ("train", "validation"):
+        parser.add_argument(f"--{split}-ids", type=Path, required=True)
+        parser.add_argument(f"--{split}-labels", type=Path, required=True)
+    parser.add_argument("--vocabulary", type=Path, required=True)
+    parser.add_argument("--encoding", type=Path, required=True)
     parser.add_argument("--matrix", type=Path, required=True, help="the embed stage's matrix")
     parser.add_argument("--model", type=Path, required=True, help="where the .keras model goes")
     parser.add_argument("--log-dir", type=Path, required=True, help="DVCLive's directory")
+    parser.add_argument(
+        "--state-dir", type=Path, required=True, help="training state kept between epochs"
+    )
+    parser.add_argument(
+        "--environment", type=Path, required=True, help="JSON: machine, kernels, versions"
+    )
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
+def input_files(args: argparse.Namespace) -> dict[str, Path]:
+    return {
+        str(path): path
+        for path in (
+            args.train_ids,
+            args.train_labels,
+            args.validation_ids,
+            args.validation_labels,
+            args.vocabulary,
+            args.encoding,
+            args.matrix,
+        )
+    }
+
+
+def check_inputs(train_ids, validation_ids, train_labels, validation_labels, matrix, vocabulary, args):
+    """Arrays that do not belong together fail here, in one line, not inside TensorFlow."""
+    if len(matrix) != len(vocabulary):
+        raise DataError(
+            f"{args.matrix} has {len(matrix)} rows but {args.vocabulary} has {len(vocabulary)}"
+            " ids; they come from different runs, rerun the pipeline with dvc repro"
+        )
+    for ids, labels, ids_path, labels_path in (
+        (train_ids, train_labels, args.train_ids, args.train_labels),
+        (validation_ids, validation_labels, args.validation_ids, args.validation_labels),
+    ):
+        if ids.ndim != 2 or len(ids) != len(labels) or len(ids) == 0:
+            raise DataError(
+                f"{ids_path} {ids.shape} and {labels_path} {labels.shape} do not match;"
+                " rerun dvc repro tokenize"
+            )
+        largest = int(max(ids[start : start + 65536].max() for start in range(0, len(ids), 65536)))
+        if largest >= len(vocabulary):
+            raise DataError(
+                f"token id {largest} in {ids_path} has no row in {args.matrix}"
+                f" ({len(matrix)} rows); the files come from different runs, rerun dvc repro"
+            )
+
+
+def replace_directory(source: Path, target: Path) -> None:
+    """Move a finished directory into place, replacing whatever was there."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(source, target)
+
+
+def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     params = load_section("train", TrainParams)
-    train = artifacts.read_arrays(args.data_dir / "train.npz")
-    validation = artifacts.read_arrays(args.data_dir / "validation.npz")
-    embedding_matrix = artifacts.read_matrix(args.matrix)
-    padding = artifacts.read_json(args.data_dir / "encoding.json")["padding"]
-    largest_id = int(max(train["ids"].max(), validation["ids"].max()))
-    if largest_id >= len(embedding_matrix):
-        raise DataError(
-            f"token id {largest_id} has no row in {args.matrix} ({len(embedding_matrix)} rows);"
-            " the matrix is from another vocabulary, rerun the pipeline with dvc repro"
-        )
+    vocabulary = read_vocabulary(args.vocabulary)
+    encoding = read_encoding(args.encoding)
+    train_ids = artifacts.read_array(args.train_ids, memory_map=True)
+    train_labels = artifacts.read_array(args.train_labels)
+    validation_ids = artifacts.read_array(args.validation_ids, memory_map=True)
+    validation_labels = artifacts.read_array(args.validation_labels)
+    matrix = artifacts.read_array(args.matrix)
+    check_inputs(
+        train_ids, validation_ids, train_labels, validation_labels, matrix, vocabulary, args
+    )
 
     # Imported here so that a bad parameter or a missing file is reported before TensorFlow's
     # multi-second import.
+    import keras
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
+    from imdb_rnn import resume
+    from imdb_rnn.environment import describe_environment
     from imdb_rnn.model import (
         build_classifier,
         compile_classifier,
         fit_classifier,
+        saved_epoch,
         seed_everything,
+        training_callbacks,
         uses_cudnn_kernels,
     )
+    from imdb_rnn.model_file import training_record, write_model
+    from imdb_rnn.numerics import numerics_settings
+
+    run_fingerprint = resume.fingerprint(
+        {
+            "params": params.model_dump(),
+            "numerics": numerics_settings(),
+            "versions": {"keras": keras.__version__, "python": sys.version.split()[0]},
+        },
+        input_files(args) | resume.loaded_code(PROJECT_ROOT),
+    )
+    state_dir = resume.StateDirectory(
+        Path(os.environ.get(STATE_DIR_ENV) or args.state_dir), run_fingerprint
+    )
+    state_dir.lock(args.model)
+    saved = state_dir.load()
 
     seed_everything(params.seed, params.deterministic)
-    model = compile_classifier(build_classifier(params, embedding_matrix), params)
+    model = compile_classifier(build_classifier(params, matrix), params)
     model.summary(print_fn=log.info)
     if not uses_cudnn_kernels(params):
         log.info("these settings rule out the cuDNN kernels: a GPU will run the generic ones")
+    if saved is not None:
+        resume.restore_variables(model, saved)
+        log.info(
+            "resuming at epoch %d of %d (saved %s)",
+            saved.epochs_done + 1,
+            params.epochs,
+            datetime.fromtimestamp(saved.saved_at).strftime("%H:%M"),
+        )
 
-    # dvcyaml=False: dvc.yaml already declares these metrics and plots; save_dvc_exp=False: the
-    # stage runs inside `dvc repro` or `dvc exp run`, which own the experiment.
-    live = Live(str(args.log_dir), dvcyaml=False, save_dvc_exp=False)
+    # DVCLive writes beside the state and moves into --log-dir only when training succeeds, so a
+    # failed or killed run leaves no half-written curves. dvcyaml=False: dvc.yaml already declares
+    # these; save_dvc_exp=False: `dvc repro` / `dvc exp run` own the experiment.
+    if state_dir.live_dir.exists():
+        shutil.rmtree(state_dir.live_dir)
+    live = Live(str(state_dir.live_dir), dvcyaml=False, save_dvc_exp=False)
+    logger = DVCLiveCallback(live=live)
+    for epoch, logs in enumerate(saved.history if saved else []):
+        logger.on_epoch_end(epoch, dict(logs))  # replay: every step once, in order
+    schedule = training_callbacks(params)
+    checkpoint = resume.Checkpoint(state_dir.path, schedule, saved)
+    first_epoch = saved.epochs_done if saved else 0
     started = time.perf_counter()
-    history, best = fit_classifier(
+    fit_classifier(
         model,
         params,
-        (train["ids"], train["labels"]),
-        (validation["ids"], validation["labels"]),
-        padding,
-        extra_callbacks=[DVCLiveCallback(live=live)],
-        # A progress bar on a terminal; one line per epoch in a log, where a bar would print a
-        # new line for every update.
+        (train_ids, train_labels),
+        (validation_ids, validation_labels),
+        encoding.padding,
+        callbacks=[*schedule, logger, checkpoint],
+        initial_epoch=first_epoch,
+        # early stopping may already have ended the run before it was killed
+        final_epoch=first_epoch if saved and saved.stop_training else params.epochs,
+        # A progress bar on a terminal; one line per epoch in a log.
         verbose=1 if sys.stdout.isatty() else 2,
     )
     seconds = time.perf_counter() - started
-    epochs = len(history["loss"])
-    log.info("trained %d epochs in %.0f s (%.1f s per epoch)", epochs, seconds, seconds / epochs)
+    history = checkpoint.history
+    epochs_run = len(history) - first_epoch
+    per_epoch = seconds / epochs_run if epochs_run else 0.0
+    log.info("trained %d epochs in %.0f s (%.1f s per epoch)", epochs_run, seconds, per_epoch)
+    save_seconds = sum(checkpoint.save_seconds) / max(len(checkpoint.save_seconds), 1)
+    if checkpoint.save_seconds:
+        log.info(
+            "saving the training state took %.2f s per epoch (%.1f%% of an epoch)",
+            save_seconds,
+            100 * save_seconds / per_epoch if per_epoch else 0,
+        )
 
     # DVCLive's summary holds the last epoch; early stopping may have restored an earlier one, so
     # record the validation scores of the weights actually saved.
+    best = saved_epoch(schedule, len(history))
     live.summary["saved_model"] = {
         "epoch": best + 1,
-        "val_loss": history["val_loss"][best],
-        "val_accuracy": history["val_accuracy"][best],
+        "val_loss": history[best]["val_loss"],
+        "val_accuracy": history[best]["val_accuracy"],
     }
     live.make_summary()
-    artifacts.write_model(model, args.model)
+    write_model(model, args.model, training_record(vocabulary, encoding))
+    replace_directory(state_dir.live_dir, args.log_dir)
+    artifacts.write_json(describe_environment(), args.environment)
+    state_dir.remove()
+    return {
+        "epochs": epochs_run,
+        "seconds_per_epoch": round(per_epoch, 2),
+        "state_save_seconds": round(save_seconds, 3),
+    }
 
 
 if __name__ == "__main__":

@@ -1,23 +1,29 @@
-"""Reading and writing the pipeline's files: the only module (with sources) that touches disk.
+"""Reading and writing the pipeline's generic file formats: JSON, parquet, NumPy arrays, CSV, text.
 
-Two rules hold for every writer:
+Every writer here is
 
 * atomic: a file is written under a temporary name beside its target and renamed into place only
   once complete, so a stage that fails or is interrupted never leaves a half-written output;
 * deterministic: the same content gives the same bytes (no timestamps), so DVC's content hashes in
-  dvc.lock change only when the data does.
+  dvc.lock change only when the data does;
+
+and every reader turns a missing, truncated or foreign file into a one-line DataError that names
+the file and how to get it back. Formats that belong to one domain object (the vocabulary, the
+encoding, the model) have their reader and writer beside that object, built on these.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
@@ -25,11 +31,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from imdb_rnn.errors import DataError
-from imdb_rnn.text import Vocabulary
 
 # A fixed modification time for archive members: zip stores one per member, and numpy's savez would
 # otherwise stamp the current time into every .npz.
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+RESTORE_HINT = "rerun the stage that writes it (dvc repro), or restore it with dvc checkout"
 
 
 @contextlib.contextmanager
@@ -51,15 +57,59 @@ def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
             os.remove(temporary)
 
 
+def existing(path: Path) -> Path:
+    """The path, or a one-line error naming the stage to run; callers check before slow imports."""
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, not a file; pass the file itself")
+    if not path.exists():
+        raise DataError(f"{path} does not exist; run the stage that writes it (dvc repro)")
+    return path
+
+
+def unreadable(path: Path, error: BaseException | str) -> DataError:
+    """The error for a file that exists but cannot be parsed: truncated, corrupt or foreign."""
+    detail = " ".join(str(error).split()) or type(error).__name__
+    return DataError(f"{path} is corrupt, truncated or not what it should be ({detail}); {RESTORE_HINT}")
+
+
+def free_disk_bytes(path: Path) -> int:
+    """Free space on the file system that ``path`` (or its nearest existing parent) lives on."""
+    for candidate in (path, *path.absolute().parents):
+        if candidate.exists():
+            return shutil.disk_usage(candidate).free
+    return shutil.disk_usage(".").free
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the kernel can give this process without swapping (Linux), else None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def write_json(data: Any, path: Path) -> None:
+    """Indented UTF-8 JSON. NaN and infinities are refused: they are not JSON, and every reader
+    (DVC included) would choke on them or read them back as strings."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     with atomic_path(path) as temporary:
-        temporary.write_text(
-            json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        temporary.write_text(text, encoding="utf-8")
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(existing(path).read_text(encoding="utf-8"))
+    try:
+        return json.loads(existing(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise unreadable(path, error) from None
+
+
+def finite_or_none(value: float) -> float | None:
+    """A float that may be written to JSON: NaN and infinities become null."""
+    return value if math.isfinite(value) else None
 
 
 def write_reviews(frame: pd.DataFrame, path: Path) -> None:
@@ -70,124 +120,95 @@ def write_reviews(frame: pd.DataFrame, path: Path) -> None:
 
 
 def read_reviews(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(existing(path), columns=["text", "label"])
+    try:
+        return pd.read_parquet(existing(path), columns=["text", "label"])
+    except (pa.ArrowException, OSError, ValueError, KeyError) as error:
+        raise unreadable(path, error) from None
+
+
+def review_count(path: Path) -> int:
+    try:
+        return pq.ParquetFile(existing(path)).metadata.num_rows
+    except (pa.ArrowException, OSError) as error:
+        raise unreadable(path, error) from None
+
+
+def iter_reviews(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """The reviews of a parquet file, ``chunk_size`` rows at a time, so that memory stays
+    bounded by a chunk however large the split."""
+    try:
+        parquet = pq.ParquetFile(existing(path))
+        for batch in parquet.iter_batches(batch_size=chunk_size, columns=["text", "label"]):
+            yield batch.to_pandas()
+    except (pa.ArrowException, OSError, KeyError) as error:
+        raise unreadable(path, error) from None
 
 
 def write_arrays(path: Path, **arrays: np.ndarray) -> None:
     """An uncompressed .npz that ``np.load`` reads, with fixed member timestamps."""
     with atomic_path(path) as temporary, zipfile.ZipFile(temporary, "w") as archive:
         for name, array in arrays.items():
-            member = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_EPOCH)
             with archive.open(member, "w", force_zip64=True) as stream:
                 np.lib.format.write_array(stream, np.asarray(array), allow_pickle=False)
 
 
-def read_arrays(path: Path) -> dict[str, np.ndarray]:
-    with np.load(existing(path), allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
-
-
-def write_matrix(matrix: np.ndarray, path: Path) -> None:
-    with atomic_path(path) as temporary, temporary.open("wb") as stream:
-        np.save(stream, matrix, allow_pickle=False)
-
-
-def read_matrix(path: Path) -> np.ndarray:
-    return np.load(existing(path), allow_pickle=False)
-
-
-def write_vocabulary(vocabulary: Vocabulary, path: Path) -> None:
-    """Plain JSON: the token of each id, in id order, and its training count."""
-    write_json({"tokens": list(vocabulary.tokens), "counts": list(vocabulary.counts)}, path)
-
-
-def read_vocabulary(path: Path) -> Vocabulary:
-    data = read_json(path)
+def read_arrays(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named arrays of an .npz; a missing name is an error that lists what the file has."""
     try:
-        return Vocabulary(tokens=tuple(data["tokens"]), counts=tuple(data["counts"]))
-    except (KeyError, TypeError, ValueError) as error:
-        raise DataError(
-            f"{path} is not a vocabulary written by the tokenize stage ({error})"
-        ) from None
+        with np.load(existing(path), allow_pickle=False) as archive:
+            missing = [name for name in names if name not in archive.files]
+            if missing:
+                raise unreadable(path, f"no array {', '.join(missing)}; it has {archive.files}")
+            return {name: archive[name] for name in names}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+        raise unreadable(path, error) from None
 
 
-def write_token_corpus(token_lists: Iterable[Sequence[str]], path: Path) -> None:
-    """One review per line, tokens separated by single spaces (tokens never contain spaces)."""
+@contextlib.contextmanager
+def array_writer(path: Path, shape: tuple[int, ...], dtype: str) -> Iterator[np.ndarray]:
+    """A writable memory map of a new .npy file, filled by the caller piece by piece and moved
+    into place only when the block succeeds: a large array never has to be in memory at once."""
+    with atomic_path(path, suffix=".npy") as temporary:
+        array = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=shape)
+        yield array
+        array.flush()
+        del array
+
+
+def write_array(array: np.ndarray, path: Path) -> None:
+    with atomic_path(path) as temporary, temporary.open("wb") as stream:
+        np.save(stream, array, allow_pickle=False)
+
+
+def read_array(path: Path, memory_map: bool = False) -> np.ndarray:
+    """An .npy array; with ``memory_map`` its rows are read from disk only when used."""
+    try:
+        return np.load(existing(path), mmap_mode="r" if memory_map else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise unreadable(path, error) from None
+
+
+@contextlib.contextmanager
+def text_writer(path: Path) -> Iterator[TextIO]:
+    """A UTF-8 text file with '\\n' line ends, written atomically."""
     with (
         atomic_path(path) as temporary,
         temporary.open("w", encoding="utf-8", newline="\n") as stream,
     ):
-        for tokens in token_lists:
-            stream.write(" ".join(tokens) + "\n")
+        yield stream
 
 
-def read_token_corpus(path: Path) -> list[list[str]]:
-    with existing(path).open(encoding="utf-8") as stream:
-        return [line.split() for line in stream]
+def iter_token_corpus(path: Path) -> Iterator[list[str]]:
+    """The tokenize stage's corpus, one review (a list of tokens) at a time."""
+    try:
+        with existing(path).open(encoding="utf-8", newline="\n") as stream:
+            for line in stream:
+                yield line.split()  # tokens never contain whitespace
+    except UnicodeDecodeError as error:
+        raise unreadable(path, error) from None
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as temporary:
         frame.to_csv(temporary, index=False, lineterminator="\n")
-
-
-def write_model(model, path: Path) -> None:
-    """Keras' native .keras format (a zip of config and weights; no pickle), made deterministic.
-
-    Keras stamps the save time twice: as the weights member's zip date, and as ``date_saved`` in
-    metadata.json (which loading never reads); and config.json links objects shared between
-    layers by ``shared_object_id``, Python's id() of the object: a memory address that differs
-    from process to process. The dates are dropped and the ids renumbered in order of appearance,
-    so the same weights give the same bytes, and evaluate does not rerun after a retraining that
-    changed nothing.
-    """
-    with (
-        atomic_path(path, suffix=".keras") as normalised,
-        tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch,
-    ):
-        saved = Path(scratch) / "model.keras"
-        model.save(saved)
-        with zipfile.ZipFile(saved) as source, zipfile.ZipFile(normalised, "w") as target:
-            for member in source.infolist():
-                content = source.read(member)
-                if member.filename == "metadata.json":
-                    metadata = json.loads(content)
-                    metadata.pop("date_saved", None)
-                    content = json.dumps(metadata, sort_keys=True).encode()
-                elif member.filename == "config.json":
-                    content = json.dumps(_renumber_shared_objects(json.loads(content))).encode()
-                fixed = zipfile.ZipInfo(member.filename, date_time=_ZIP_EPOCH)
-                fixed.compress_type = member.compress_type
-                target.writestr(fixed, content)
-
-
-def _renumber_shared_objects(config: Any) -> Any:
-    """The config with each distinct ``shared_object_id`` replaced by 1, 2, 3... in order."""
-    numbers: dict[int, int] = {}
-
-    def renumber(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {
-                key: numbers.setdefault(value, len(numbers) + 1)
-                if key == "shared_object_id"
-                else renumber(value)
-                for key, value in node.items()
-            }
-        if isinstance(node, list):
-            return [renumber(item) for item in node]
-        return node
-
-    return renumber(config)
-
-
-def write_vectors(vectors, path: Path) -> None:
-    """gensim KeyedVectors in the original word2vec binary format: portable, no pickle."""
-    with atomic_path(path) as temporary:
-        vectors.save_word2vec_format(str(temporary), binary=True)
-
-
-def existing(path: Path) -> Path:
-    """The path, or a one-line error naming the stage to run; callers check before slow imports."""
-    if not path.exists():
-        raise DataError(f"{path} does not exist; run the stage that writes it (dvc repro)")
-    return path

@@ -1,38 +1,139 @@
-"""What every command-line entry point shares: logging, timing, and one-line errors."""
+"""What every command-line entry point shares: logging, progress, timing and one-line errors.
+
+Nothing here can change an output (dvc.yaml does not list it as a dependency of any stage): it
+decides how a run reports itself and how it ends, never what it computes.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import json
 import logging
+import os
 import resource
+import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from imdb_rnn.errors import PipelineError
 
 log = logging.getLogger("imdb_rnn")
 
+# If set, each command appends one JSON line about its run (name, wall time, peak memory and the
+# figures its main() returns) to this file: what the benchmark reads instead of parsing logs.
+RECORD_ENV = "IMDB_RNN_RECORD"
 
-def run(main: Callable[[], None], name: str, log_level: str = "INFO") -> None:
+# Errors of the machine rather than of the code: reported in one line, with what to do.
+_ENVIRONMENT_ERRORS = {
+    errno.ENOSPC: "free some disk space and run it again",
+    errno.EDQUOT: "free some of your disk quota and run it again",
+    errno.EROFS: "the file system is read-only; run from a writable copy of the project",
+    errno.EACCES: "check the permissions of the project directory and DVC's cache (.dvc/cache)",
+    errno.EPERM: "check the permissions of the project directory and DVC's cache (.dvc/cache)",
+}
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (e.g. the dvc process that started this stage died): stop, but unwind, so
+    that temporary files are removed and no half-written output is left."""
+
+
+def run(main: Callable[[], Mapping | None], name: str, log_level: str = "INFO") -> None:
     """Run ``main``; a PipelineError becomes one line on stderr and exit status 1.
 
-    Other exceptions are bugs, so they keep their traceback.
+    Other exceptions are bugs, so they keep their traceback. ``main`` may return figures worth
+    recording (see RECORD_ENV).
     """
     logging.basicConfig(
         level=log_level, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
-    # gensim logs several lines per training epoch at INFO; the stages log their own summaries.
+    # gensim logs several lines per training epoch at INFO; the stages log their own progress.
     logging.getLogger("gensim").setLevel(logging.WARNING)
+    die_with_parent()
     started = time.perf_counter()
     try:
-        main()
+        figures = main() or {}
     except PipelineError as error:
-        message = " ".join(str(error).split())  # one line, even if a library's message had several
-        print(f"{name}: error: {message}", file=sys.stderr)
-        sys.exit(1)
+        fail(name, str(error))
+    except MemoryError as error:
+        fail(
+            name,
+            f"out of memory ({error}); use less data (ingest.max_reviews_per_split) or smaller"
+            " sizes in params.yaml",
+        )
+    except OSError as error:
+        if error.errno not in _ENVIRONMENT_ERRORS:
+            raise
+        where = f" ({error.filename})" if error.filename else ""
+        fail(name, f"{error.strerror}{where}; {_ENVIRONMENT_ERRORS[error.errno]}")
+    except Terminated:
+        fail(name, "stopped by SIGTERM (its parent process ended); nothing was written", 143)
+    seconds = time.perf_counter() - started
+    peak = peak_memory_mib()
+    log.info("%s finished in %.1f s, peak memory %.0f MiB", name, seconds, peak)
+    record = os.environ.get(RECORD_ENV)
+    if record:
+        line = {"command": name, "seconds": round(seconds, 2), "peak_memory_mib": round(peak)}
+        with Path(record).open("a", encoding="utf-8") as stream:
+            stream.write(json.dumps(line | dict(figures)) + "\n")
+
+
+def fail(name: str, message: str, status: int = 1):
+    message = " ".join(message.split())  # one line, even if a library's message had several
+    print(f"{name}: error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def peak_memory_mib() -> float:
     # ru_maxrss is the process's peak resident memory, in KiB on Linux (bytes on macOS).
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_mib = peak_kib / 2**20 if sys.platform == "darwin" else peak_kib / 2**10
-    log.info(
-        "%s finished in %.1f s, peak memory %.0f MiB", name, time.perf_counter() - started, peak_mib
-    )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def die_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies, and unwind on SIGTERM.
+
+    `dvc repro` runs each stage as a child; if only the dvc process is killed, an orphaned stage
+    would go on writing its outputs while the next `dvc repro` starts a second copy beside it.
+    """
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminate)
+    if sys.platform.startswith("linux"):
+        parent = os.getppid()
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            raise Terminated
+
+
+class ProgressLog:
+    """One log line per step of a long task, with an estimate of the time left; a log gets lines
+    it can keep, not a progress bar's carriage returns."""
+
+    def __init__(self, what: str, total: int, every_seconds: float = 10.0):
+        self.what, self.total, self.every_seconds = what, total, every_seconds
+        self.started = self.last = time.perf_counter()
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every_seconds and done < self.total:
+            return
+        self.last = now
+        elapsed = now - self.started
+        left = elapsed / done * (self.total - done) if done else float("nan")
+        log.info(
+            "%s: %d of %d (%.0f%%) in %.0f s, about %.0f s left",
+            self.what,
+            done,
+            self.total,
+            100 * done / self.total if self.total else 100,
+            elapsed,
+            left,
+        )

@@ -6,7 +6,7 @@ Every function here takes and returns pandas DataFrames with exactly two columns
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,32 +135,6 @@ def summarize_splits(splits: Splits, dropped_empty: Mapping[str, int]) -> dict:
     return summary
 
 
-# Keras' IMDB arrays reserve the lowest ids: a word's id is its word-index rank + `index_from`.
-KERAS_PADDING_ID = 0
-
-
-def decode_keras_reviews(
-    sequences: Sequence[Sequence[int]],
-    word_index: Mapping[str, int],
-    start_char: int | None = 1,
-    oov_char: int | None = 2,
-    index_from: int = 3,
-) -> list[str]:
-    """Turn Keras' integer-encoded IMDB reviews back into (lowercase, punctuation-free) text.
-
-    ``keras.datasets.imdb.load_data`` shifts every word's rank by ``index_from`` and reserves the
-    ids below it: 0 for padding, ``start_char`` to mark the start, ``oov_char`` for words cut by
-    ``num_words``. Those reserved ids are dropped here, so both sources give downstream stages
-    plain text of the same kind.
-    """
-    words_by_id = {rank + index_from: word for word, rank in word_index.items()}
-    reserved = {KERAS_PADDING_ID, start_char, oov_char}
-    return [
-        " ".join(words_by_id[i] for i in sequence if i not in reserved and i in words_by_id)
-        for sequence in sequences
-    ]
-
-
 def make_splits(
     raw: Mapping[str, pd.DataFrame], params: IngestParams, origin: str
 ) -> tuple[Splits, dict[str, int]]:
@@ -190,4 +164,12 @@ def make_splits(
                 for _, frame in splits.items()
             )
         )
+    for name, frame in splits.items():
+        # One label only: accuracy is meaningless, ROC-AUC undefined, and the baseline cannot fit.
+        if frame["label"].nunique() < 2:
+            raise DataError(
+                f"the {name} split has reviews of one label only ({len(frame)} reviews, label"
+                f" {int(frame['label'].iloc[0])}); it needs both, e.g. raise"
+                " ingest.max_reviews_per_split to at least 2 or supply reviews of both labels"
+            )
     return splits, dropped

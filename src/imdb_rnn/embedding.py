@@ -7,14 +7,22 @@ random values, so a trainable embedding can still learn them.
 
 from __future__ import annotations
 
+import logging
+import time
 import zlib
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 from gensim.models import KeyedVectors, Word2Vec
+from gensim.models.callbacks import CallbackAny2Vec
 
+from imdb_rnn import artifacts
+from imdb_rnn.cli import ProgressLog
 from imdb_rnn.params import EmbedParams
-from imdb_rnn.text import PADDING_ID, RESERVED_TOKENS, Vocabulary
+from imdb_rnn.vocabulary import PADDING_ID, RESERVED_TOKENS, Vocabulary
+
+log = logging.getLogger(__name__)
 
 # Keras' default Embedding initializer is uniform on [-0.05, 0.05]; `method: random` matches it.
 KERAS_UNIFORM_LIMIT = 0.05
@@ -29,14 +37,29 @@ def stable_hash(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
-def train_word2vec(token_lists: Sequence[Sequence[str]], params: EmbedParams) -> KeyedVectors:
+class _EpochProgress(CallbackAny2Vec):
+    """One log line per Word2Vec epoch, with an estimate of the time left."""
+
+    def __init__(self, epochs: int):
+        self.progress = ProgressLog("word2vec epochs", epochs, every_seconds=0)
+        self.finished = 0
+
+    def on_epoch_end(self, model) -> None:
+        self.finished += 1
+        self.progress.update(self.finished)
+
+
+def train_word2vec(corpus: Iterable[Sequence[str]], params: EmbedParams) -> KeyedVectors:
     """Train Word2Vec on tokenised reviews and return its word vectors.
 
-    Bit-identical vectors from run to run need all three of: ``workers=1`` (with more threads the
-    order in which updates land varies), a fixed ``seed``, and a process-independent ``hashfxn``.
+    ``corpus`` is iterated once to count words and once per epoch; a streaming corpus (such as
+    TokenCorpus) keeps memory independent of its size. Bit-identical vectors from run to run need
+    all three of: ``workers=1`` (with more threads the order in which updates land varies), a
+    fixed ``seed``, and a process-independent ``hashfxn``.
     """
+    started = time.perf_counter()
     model = Word2Vec(
-        sentences=token_lists,
+        sentences=corpus,
         vector_size=params.dimension,
         window=params.window,
         min_count=params.min_count,
@@ -46,8 +69,26 @@ def train_word2vec(token_lists: Sequence[Sequence[str]], params: EmbedParams) ->
         seed=params.seed,
         workers=params.workers,
         hashfxn=stable_hash,
+        callbacks=[_EpochProgress(params.epochs)],
+    )
+    log.info(
+        "word2vec: %d words x %d dims in %.1f s",
+        len(model.wv),
+        model.wv.vector_size,
+        time.perf_counter() - started,
     )
     return model.wv
+
+
+class TokenCorpus:
+    """The tokenize stage's corpus file as a re-iterable sequence of reviews, read from disk on
+    every pass, so that Word2Vec's memory does not grow with the corpus."""
+
+    def __init__(self, path: Path):
+        self.path = artifacts.existing(path)
+
+    def __iter__(self):
+        return artifacts.iter_token_corpus(self.path)
 
 
 def restrict_to_vocabulary(vectors: KeyedVectors, vocabulary: Vocabulary) -> KeyedVectors:
@@ -90,14 +131,14 @@ def build_embedding_matrix(
 
 
 def coverage_report(
-    vocabulary: Vocabulary, covered: np.ndarray, training_tokens: Iterable[Sequence[str]]
+    vocabulary: Vocabulary, covered: np.ndarray, total_tokens: int
 ) -> dict[str, float | int]:
-    """How much of the vocabulary, and of the running training text, has a vector."""
+    """How much of the vocabulary, and of the ``total_tokens`` running training tokens, has a
+    vector."""
     word_ids = slice(len(RESERVED_TOKENS), None)
     words = len(vocabulary) - len(RESERVED_TOKENS)
     covered_words = int(covered[word_ids].sum())
     covered_counts = int(np.asarray(vocabulary.counts)[covered].sum())
-    total_tokens = sum(len(tokens) for tokens in training_tokens)
     return {
         "vocabulary_words": words,
         "words_with_vector": covered_words,
@@ -107,3 +148,9 @@ def coverage_report(
         "training_tokens": total_tokens,
         "training_token_coverage": round(covered_counts / total_tokens, 4) if total_tokens else 0.0,
     }
+
+
+def write_vectors(vectors: KeyedVectors, path: Path) -> None:
+    """Word vectors in the original word2vec binary format: portable, and read without pickle."""
+    with artifacts.atomic_path(path) as temporary:
+        vectors.save_word2vec_format(str(temporary), binary=True)

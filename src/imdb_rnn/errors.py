@@ -18,3 +18,7 @@ class DataError(PipelineError):
 
 class SourceUnavailableError(PipelineError):
     """A dataset or vector source cannot be reached (no network, no local copy)."""
+
+
+class TrainingDivergedError(PipelineError):
+    """The training loss became NaN or infinite: the model is useless, so nothing is saved."""

@@ -13,15 +13,22 @@ MAX_CURVE_POINTS = 400
 
 def compute_metrics(
     labels: np.ndarray, probabilities: np.ndarray, threshold: float
-) -> dict[str, float]:
-    """Accuracy, precision, recall, F1 at ``threshold``; ROC-AUC and log loss use no threshold."""
+) -> dict[str, float | None]:
+    """Accuracy, precision, recall, F1 at ``threshold``; ROC-AUC and log loss use no threshold.
+
+    With reviews of one label only, ROC-AUC is undefined: it is null, never NaN (which is not JSON).
+    """
     predicted = (probabilities >= threshold).astype(np.int8)
+    if len(np.unique(labels)) < 2:
+        roc_auc = None
+    else:
+        roc_auc = round(float(metrics.roc_auc_score(labels, probabilities)), 4)
     return {
         "accuracy": round(float(metrics.accuracy_score(labels, predicted)), 4),
         "precision": round(float(metrics.precision_score(labels, predicted, zero_division=0)), 4),
         "recall": round(float(metrics.recall_score(labels, predicted, zero_division=0)), 4),
         "f1": round(float(metrics.f1_score(labels, predicted, zero_division=0)), 4),
-        "roc_auc": round(float(metrics.roc_auc_score(labels, probabilities)), 4),
+        "roc_auc": roc_auc,
         "log_loss": round(float(metrics.log_loss(labels, probabilities, labels=[0, 1])), 4),
     }
 

@@ -9,13 +9,15 @@ sigmoid unit, the probability that the review is positive.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+import math
+from collections.abc import Sequence
 
 import keras
 import numpy as np
 
-from imdb_rnn import artifacts, batching
+from imdb_rnn.batching import TrainingFeed, dataset_of, sorted_feed
+from imdb_rnn.cli import ProgressLog
+from imdb_rnn.errors import TrainingDivergedError
 from imdb_rnn.params import TrainParams
 
 log = logging.getLogger(__name__)
@@ -171,51 +173,44 @@ def training_callbacks(params: TrainParams) -> list[keras.callbacks.Callback]:
     return callbacks
 
 
-def batch_dataset(
-    batches: Callable[[], Iterable[tuple[np.ndarray, ...]]],
-    batch_count: int,
-    example: tuple[np.ndarray, ...],
-):
-    """A tf.data pipeline over NumPy batches whose number of steps varies from batch to batch.
+class EpochTracker(keras.callbacks.Callback):
+    """Tells the training feed which epoch Keras is about to run, before it asks for batches."""
 
-    ``batches`` is called once per pass (each epoch, or each predict call) and yields tuples
-    shaped like ``example``: (ids,) or (ids, labels). Keras' own PyDataset cannot be used, as it
-    fixes each dimension from the first two batches it sees.
+    def __init__(self, feed: TrainingFeed):
+        super().__init__()
+        self.feed = feed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.feed.epoch = epoch
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """End training with a clear error as soon as a loss is NaN or infinite.
+
+    Keras' TerminateOnNaN only stops early, and the stage would then save (and DVC record) a
+    broken model. Raising here leaves every output unwritten.
     """
-    import tensorflow as tf
 
-    signature = tuple(
-        tf.TensorSpec((None,) * array.ndim, tf.as_dtype(array.dtype)) for array in example
-    )
-    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
-    # The count lets Keras size its progress bar; prefetch overlaps slicing with training.
-    return dataset.apply(tf.data.experimental.assert_cardinality(batch_count)).prefetch(2)
+    def __init__(self, learning_rate: float):
+        super().__init__()
+        self.learning_rate = learning_rate
+        self.epoch = 0
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
 
-def bucketed_training_data(
-    ids: np.ndarray, labels: np.ndarray, batch_size: int, padding: str, seed: int
-):
-    """Training batches for model.fit: length-bucketed, reshuffled every epoch (see batching)."""
-    epochs = batching.training_batches(ids, labels, batch_size, padding, seed)
-    batch_count = -(-len(ids) // batch_size)
-    return batch_dataset(lambda: next(epochs), batch_count, (ids, labels))
+    def on_train_batch_end(self, batch, logs=None):
+        self._check((logs or {}).get("loss"), f"epoch {self.epoch + 1}, batch {batch + 1}")
 
+    def on_epoch_end(self, epoch, logs=None):
+        self._check((logs or {}).get("val_loss"), f"validation after epoch {epoch + 1}")
 
-def length_sorted_data(
-    batch_size: int, padding: str, ids: np.ndarray, *row_aligned: np.ndarray
-) -> tuple[object, list[np.ndarray]]:
-    """Batches sorted by length and cut to their longest review, the same on every pass.
-
-    Feeds validation to model.fit (ids, labels) and prediction (ids alone). Returns the tf.data
-    pipeline and each batch's row indices, which put predictions back in input order.
-    """
-    rows = batching.length_sorted_batches(batching.review_lengths(ids), batch_size)
-
-    def batches():
-        for r in rows:
-            yield (batching.trim_padding(ids[r], padding), *(array[r] for array in row_aligned))
-
-    return batch_dataset(batches, len(rows), (ids, *row_aligned)), rows
+    def _check(self, loss, where: str) -> None:
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDivergedError(
+                f"the training loss became {float(loss)} at {where}; nothing was saved. Lower"
+                f" train.learning_rate (now {self.learning_rate}) or check the inputs"
+            )
 
 
 def predict_probabilities(
@@ -226,20 +221,25 @@ def predict_probabilities(
     A model that masks padding is fed length-sorted batches cut to their longest review (same
     probabilities, less work); one that reads padding as input gets the rows as they are.
     """
+    progress = _PredictionProgress(-(-len(ids) // batch_size))
     if not model.get_layer("embedding").mask_zero:
-        return model.predict(ids, batch_size=batch_size, verbose=0)[:, 0]
-    dataset, rows = length_sorted_data(batch_size, padding, ids)
-    sorted_probabilities = model.predict(dataset, verbose=0)
+        return model.predict(ids, batch_size=batch_size, verbose=0, callbacks=[progress])[:, 0]
+    feed = sorted_feed(ids, None, batch_size, padding)
+    sorted_probabilities = model.predict(feed.dataset, verbose=0, callbacks=[progress])
     probabilities = np.empty(len(ids), dtype=sorted_probabilities.dtype)
-    probabilities[np.concatenate(rows)] = sorted_probabilities[:, 0]
+    probabilities[np.concatenate(feed.rows)] = sorted_probabilities[:, 0]
     return probabilities
 
 
-def read_classifier(path: Path) -> keras.Model:
-    """A classifier the train stage saved (artifacts.write_model), in Keras' safe mode: no
-    arbitrary code runs. Its config names MaskedGlobalMaxPooling1D, which this module registers.
-    """
-    return keras.saving.load_model(artifacts.existing(path), compile=False, safe_mode=True)
+class _PredictionProgress(keras.callbacks.Callback):
+    """A log line every ten seconds or so while predicting many reviews."""
+
+    def __init__(self, batches: int):
+        super().__init__()
+        self.progress = ProgressLog("predicted batches", batches)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self.progress.update(batch + 1)
 
 
 def fit_classifier(
@@ -248,33 +248,47 @@ def fit_classifier(
     train: tuple[np.ndarray, np.ndarray],
     validation: tuple[np.ndarray, np.ndarray],
     padding: str,
-    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+    callbacks: Sequence[keras.callbacks.Callback],
+    initial_epoch: int = 0,
+    final_epoch: int | None = None,
     verbose: int | str = "auto",
-) -> tuple[dict[str, list[float]], int]:
-    """Train as the train stage does; return the per-epoch history and the 0-based saved epoch.
+) -> None:
+    """Train as the train stage does, from ``initial_epoch`` (0, or where a resumed run left off)
+    up to ``final_epoch`` (params.epochs unless given; equal to ``initial_epoch``, it runs no
+    epoch, only what the callbacks do when training ends, such as restoring the best weights).
 
     ``train`` and ``validation`` are (padded ids, labels); ``padding`` is the tokenize stage's
-    side, needed to cut length-bucketed batches. The benchmark calls this too, so that it times
-    exactly the stage's training path.
+    side, needed to cut length-bucketed batches. ``callbacks`` are training_callbacks(params)
+    plus the caller's (logging, checkpoints), which run after the built-in guards. The benchmark
+    calls this too, so that it times exactly the stage's training path.
     """
-    if params.bucket_by_length:
-        inputs = {
-            "x": bucketed_training_data(*train, params.batch_size, padding, params.seed),
-            "validation_data": length_sorted_data(params.batch_size, padding, *validation)[0],
-            "shuffle": False,  # the batches come shuffled, in a new order every epoch
-        }
-    else:  # Keras' own shuffling over full-length rows, as in the seed notebooks
-        inputs = {
-            "x": train[0],
-            "y": train[1],
-            "validation_data": validation,
-            "batch_size": params.batch_size,
-        }
-    callbacks = training_callbacks(params)
-    history = model.fit(
-        **inputs, epochs=params.epochs, callbacks=[*callbacks, *extra_callbacks], verbose=verbose
+    feed = TrainingFeed(*train, params.batch_size, padding, params.seed, params.bucket_by_length)
+    if params.mask_padding:
+        validation_data = sorted_feed(*validation, params.batch_size, padding).dataset
+    else:  # the model reads padding as input: score full-length rows, as the notebooks do
+        validation_data = dataset_of(
+            lambda: _row_batches(*validation, params.batch_size),
+            -(-len(validation[0]) // params.batch_size),
+            (validation[0][:1], validation[1][:1]),
+        )
+    model.fit(
+        feed.dataset(),
+        validation_data=validation_data,
+        initial_epoch=initial_epoch,
+        epochs=params.epochs if final_epoch is None else final_epoch,
+        shuffle=False,  # the feed shuffles, in a new order every epoch
+        callbacks=[
+            EpochTracker(feed),
+            StopOnNonFiniteLoss(params.learning_rate),
+            *callbacks,
+        ],
+        verbose=verbose,
     )
-    return history.history, saved_epoch(callbacks, len(history.history["loss"]))
+
+
+def _row_batches(ids: np.ndarray, labels: np.ndarray, batch_size: int):
+    for start in range(0, len(ids), batch_size):
+        yield ids[start : start + batch_size], labels[start : start + batch_size]
 
 
 def saved_epoch(callbacks: list[keras.callbacks.Callback], epochs_run: int) -> int:

@@ -17,6 +17,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError
 
 from imdb_rnn.errors import ParamsError
 
@@ -24,99 +26,162 @@ from imdb_rnn.errors import ParamsError
 PARAMS_FILE = Path("params.yaml")
 
 
+# Seeds go to NumPy, scikit-learn and TensorFlow, which all take unsigned 32-bit integers.
+SEED_MAX = 2**32 - 1
+
+
 class _Section(BaseModel):
     # strict: YAML already gives ints, floats, bools and strings their own types, so a quoted
     # number ("20000") or a float where an int belongs is a mistake worth reporting, not coercing.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # allow_inf_nan=False: `.inf` and `.nan` are valid YAML floats, and either one trains a model
+    # to NaN or fits nothing, with exit status 0.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class IngestParams(_Section):
     """Where the reviews come from and how they are split."""
 
-    source: str = Field(min_length=1)  # "huggingface", "keras", or a local file/directory
-    dataset: str = Field(min_length=1)  # Hugging Face dataset id
-    revision: str | None  # Hub branch, tag or commit; None = the default branch
-    protocol: Literal["official", "random"]
-    validation_fraction: float = Field(gt=0, lt=1)
-    test_fraction: float = Field(gt=0, lt=1)  # protocol "random" only
-    seed: int
-    max_reviews_per_split: int | None = Field(ge=1)  # None = every review
+    source: str = Field(
+        min_length=1,
+        description="where the reviews come from: `huggingface`, `keras`, or the path of a local"
+        " parquet/CSV file or directory of train*/test* files",
+    )
+    dataset: str = Field(min_length=1, description="Hugging Face dataset id (source huggingface)")
+    revision: str | None = Field(
+        description="Hub branch, tag or commit of the dataset; null = the default branch"
+    )
+    protocol: Literal["official", "random"] = Field(
+        description="official: keep the official test split; random: pool everything and"
+        " re-split (the protocol of seed 004; easier, not comparable)"
+    )
+    validation_fraction: float = Field(
+        gt=0, lt=1, description="share of the training reviews held out for validation, stratified"
+    )
+    test_fraction: float = Field(
+        gt=0, lt=1, description="protocol random only: share of all reviews used for test"
+    )
+    seed: int = Field(ge=0, le=SEED_MAX, description="seed of the splits and of the review cap")
+    max_reviews_per_split: int | None = Field(
+        ge=2, description="stratified cap on each split for quick runs; null = every review"
+    )
 
 
 class TokenizeParams(_Section):
     """How review text becomes fixed-length id sequences."""
 
-    vocab_size: int = Field(ge=3)  # ids in total, counting 0 = padding and 1 = OOV
-    min_frequency: int = Field(ge=1)
-    max_length: int = Field(ge=1)
-    padding: Literal["pre", "post"]
-    truncating: Literal["pre", "post"]
+    vocab_size: int = Field(
+        ge=3, description="ids in total, counting 0 = padding and 1 = out-of-vocabulary"
+    )
+    min_frequency: int = Field(
+        ge=1, description="training-split occurrences a word needs to get an id"
+    )
+    max_length: int = Field(ge=1, description="tokens per review after padding and truncation")
+    padding: Literal["pre", "post"] = Field(
+        description="where the padding goes; post keeps the cuDNN kernels usable with masking"
+    )
+    truncating: Literal["pre", "post"] = Field(
+        description="pre drops the start of a long review and keeps its ending"
+    )
 
 
 class PretrainedVectorsParams(_Section):
     """Where `embed.method: pretrained` finds its vectors."""
 
-    source: str = Field(min_length=1)  # a Hub model repository id, or a local file
-    filename: str | None  # the file inside the Hub repository
-    revision: str | None
-    format: Literal["gensim", "word2vec-binary", "word2vec-text"]
+    source: str = Field(min_length=1, description="a Hub model repository id, or a local file")
+    filename: str | None = Field(description="the vectors file inside the Hub repository")
+    revision: str | None = Field(
+        description="Hub commit of the vectors (pinned: a branch can change under you)"
+    )
+    format: Literal["word2vec-binary", "word2vec-text", "gensim"] = Field(
+        description="the original word2vec formats, or gensim's KeyedVectors.save (a pickle)"
+    )
+    allow_pickle: bool = Field(
+        description="format gensim only: loading a pickle can run code, so it must be allowed"
+        " here, and only for files you trust"
+    )
 
 
 class EmbedParams(_Section):
     """How the embedding matrix that initialises the model is made."""
 
-    method: Literal["word2vec", "pretrained", "random"]
-    dimension: int = Field(ge=1)  # word2vec and random; pretrained vectors bring their own
-    algorithm: Literal["skipgram", "cbow"]
-    window: int = Field(ge=1)
-    min_count: int = Field(ge=1)
-    negative: int = Field(ge=1)
-    epochs: int = Field(ge=1)
-    seed: int
-    workers: int = Field(ge=1)  # 1 is the only setting that gives bit-identical vectors
+    method: Literal["word2vec", "pretrained", "random"] = Field(
+        description="train Word2Vec here, load pretrained vectors, or random (Keras' uniform)"
+    )
+    dimension: int = Field(
+        ge=1, description="vector size for word2vec and random; pretrained vectors bring their own"
+    )
+    algorithm: Literal["skipgram", "cbow"] = Field(description="Word2Vec training algorithm")
+    window: int = Field(ge=1, description="Word2Vec context window")
+    min_count: int = Field(ge=1, description="Word2Vec ignores rarer words")
+    negative: int = Field(ge=1, description="negative samples per positive one")
+    epochs: int = Field(ge=1, description="Word2Vec passes over the training reviews")
+    seed: int = Field(
+        ge=0, le=SEED_MAX, description="Word2Vec's seed, and that of the matrix's random rows"
+    )
+    workers: int = Field(
+        ge=1, description="Word2Vec threads; only 1 gives bit-identical vectors on every run"
+    )
     pretrained: PretrainedVectorsParams
 
 
 class EarlyStoppingParams(_Section):
-    monitor: Literal["val_loss", "val_accuracy"]
-    patience: int = Field(ge=0)  # epochs without improvement before stopping; 0 = never stop early
-    restore_best_weights: bool
+    monitor: Literal["val_loss", "val_accuracy"] = Field(description="the validation score watched")
+    patience: int = Field(
+        ge=0, description="epochs without improvement before stopping; 0 = never stop early"
+    )
+    restore_best_weights: bool = Field(description="keep the best epoch's weights, not the last")
 
 
 class ReduceLearningRateParams(_Section):
-    monitor: Literal["val_loss", "val_accuracy"]
-    patience: int = Field(ge=0)  # epochs without improvement before reducing; 0 = constant rate
-    factor: float = Field(gt=0, lt=1)
-    min_learning_rate: float = Field(ge=0)
+    monitor: Literal["val_loss", "val_accuracy"] = Field(description="the validation score watched")
+    patience: int = Field(
+        ge=0, description="epochs without improvement before reducing; 0 = constant rate"
+    )
+    factor: float = Field(gt=0, lt=1, description="multiplier applied to the learning rate")
+    min_learning_rate: float = Field(ge=0, description="floor of the schedule")
 
 
 class TrainParams(_Section):
     """The recurrent classifier and how it is trained."""
 
-    model: Literal["simple_rnn", "lstm", "gru"]
-    bidirectional: bool
-    num_layers: int = Field(ge=1)
-    units: int = Field(ge=1)
-    dropout: float = Field(ge=0, lt=1)  # on the inputs of each recurrent layer
-    recurrent_dropout: float = Field(ge=0, lt=1)  # > 0 rules out the cuDNN kernels on a GPU
-    spatial_dropout: float = Field(ge=0, lt=1)  # drops whole embedding channels
-    between_layer_dropout: float = Field(ge=0, lt=1)  # between stacked recurrent layers
-    pooling: Literal["last", "max", "mean"]
-    head_dropout: float = Field(ge=0, lt=1)  # after pooling
-    dense_units: int = Field(ge=0)  # a ReLU layer before the output; 0 = none
-    embedding_trainable: bool
-    mask_padding: bool
-    # group reviews of similar length and cut each batch's padding: same model, ~2x faster
-    bucket_by_length: bool
-    optimizer: Literal["adam", "adamw", "rmsprop"]
-    learning_rate: float = Field(gt=0)
-    weight_decay: float = Field(ge=0)
-    batch_size: int = Field(ge=1)
-    epochs: int = Field(ge=1)
+    model: Literal["simple_rnn", "lstm", "gru"] = Field(description="recurrent cell")
+    bidirectional: bool = Field(description="wrap each recurrent layer in Bidirectional")
+    num_layers: int = Field(ge=1, description="stacked recurrent layers")
+    units: int = Field(ge=1, description="units per layer and direction")
+    dropout: float = Field(ge=0, lt=1, description="dropout on each recurrent layer's inputs")
+    recurrent_dropout: float = Field(
+        ge=0, lt=1, description="dropout on the recurrent state; > 0 rules out cuDNN on a GPU"
+    )
+    spatial_dropout: float = Field(
+        ge=0, lt=1, description="SpatialDropout1D on the embeddings (drops whole channels)"
+    )
+    between_layer_dropout: float = Field(
+        ge=0, lt=1, description="Dropout between stacked recurrent layers"
+    )
+    pooling: Literal["last", "max", "mean"] = Field(
+        description="how the sequence of outputs becomes one vector"
+    )
+    head_dropout: float = Field(ge=0, lt=1, description="Dropout after pooling")
+    dense_units: int = Field(ge=0, description="a ReLU layer before the output; 0 = none")
+    embedding_trainable: bool = Field(description="false freezes the embed stage's vectors")
+    mask_padding: bool = Field(description="recurrent layers and pooling skip padding (id 0)")
+    bucket_by_length: bool = Field(
+        description="batch reviews of similar length and cut each batch's padding (same model,"
+        " about half the work); needs mask_padding"
+    )
+    optimizer: Literal["adam", "adamw", "rmsprop"] = Field(description="the optimizer")
+    learning_rate: float = Field(gt=0, description="initial learning rate")
+    weight_decay: float = Field(ge=0, description="decoupled weight decay (any optimizer)")
+    batch_size: int = Field(ge=1, description="reviews per training batch")
+    epochs: int = Field(ge=1, description="the most epochs; early stopping may end sooner")
     early_stopping: EarlyStoppingParams
     reduce_lr: ReduceLearningRateParams
-    seed: int
-    deterministic: bool  # TensorFlow op determinism: identical reruns, somewhat slower
+    seed: int = Field(
+        ge=0, le=SEED_MAX, description="seeds Python, NumPy and Keras (weights, dropout, batches)"
+    )
+    deterministic: bool = Field(
+        description="TensorFlow op determinism: identical reruns (no cost measured on CPU)"
+    )
 
     @model_validator(mode="after")
     def _cut_padding_only_if_masked(self) -> TrainParams:
@@ -132,19 +197,37 @@ class TrainParams(_Section):
 class EvaluateParams(_Section):
     """How the test split is scored."""
 
-    threshold: float = Field(gt=0, lt=1)  # probability at or above which a review is positive
-    batch_size: int = Field(ge=1)
-    misclassified_examples: int = Field(ge=0)  # most confidently wrong reviews to report
+    threshold: float = Field(
+        gt=0, lt=1, description="probability at or above which a review is positive"
+    )
+    batch_size: int = Field(ge=1, description="prediction batch size (memory, not results)")
+    misclassified_examples: int = Field(
+        ge=0, description="most confidently wrong test reviews in the error analysis"
+    )
 
 
-class BaselineParams(_Section):
-    """The n-gram logistic regression every recurrent run is compared with."""
+class LinearParams(_Section):
+    """The linear member: logistic regression on word n-grams (also the baseline to beat)."""
 
-    features: Literal["tfidf", "nb"]  # sublinear TF-IDF, or naive-Bayes-scaled binary n-grams
-    ngram_max: int = Field(ge=1, le=5)  # n-grams of 1..ngram_max words
-    min_df: int = Field(ge=1)  # an n-gram must occur in this many training reviews
-    max_features: int | None = Field(ge=1)  # keep the most frequent n-grams; None = all
-    c: float = Field(gt=0)  # inverse regularisation strength (scikit-learn's C)
+    features: Literal["tfidf", "nb"] = Field(
+        description="sublinear TF-IDF, or naive-Bayes-scaled binary n-grams (Wang & Manning 2012)"
+    )
+    ngram_max: int = Field(ge=1, le=5, description="n-grams of 1 to ngram_max words")
+    min_df: int = Field(ge=1, description="training reviews an n-gram must occur in")
+    max_features: int | None = Field(
+        ge=1, description="keep only the most frequent n-grams; null = all"
+    )
+    c: float = Field(gt=0, description="inverse regularisation strength (scikit-learn's C)")
+
+
+class CombineParams(_Section):
+    """How the members' probabilities become the final model's, fitted on the validation split."""
+
+    method: Literal["stacking", "average"] = Field(
+        description="stacking: logistic regression on the members' log-odds, fitted on"
+        " validation; average: equal weights, nothing fitted"
+    )
+    c: float = Field(gt=0, description="inverse regularisation strength of the stacking fit")
 
 
 SECTIONS: dict[str, type[_Section]] = {
@@ -153,7 +236,8 @@ SECTIONS: dict[str, type[_Section]] = {
     "embed": EmbedParams,
     "train": TrainParams,
     "evaluate": EvaluateParams,
-    "baseline": BaselineParams,
+    "linear": LinearParams,
+    "combine": CombineParams,
 }
 
 SectionT = TypeVar("SectionT", bound=_Section)
@@ -182,8 +266,31 @@ def read_document(path: Path = PARAMS_FILE) -> Any:
         return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ParamsError(f"{path} not found; run from the repository root") from None
+    except IsADirectoryError:
+        raise ParamsError(f"{path} is a directory, not a YAML file") from None
+    except UnicodeDecodeError as error:
+        raise ParamsError(
+            f"{path} is not UTF-8 (byte {error.object[error.start]:#04x} at offset"
+            f" {error.start}); save it as UTF-8"
+        ) from None
     except YAMLError as error:
-        raise ParamsError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+        raise ParamsError(f"{path}: {describe_yaml_error(error)}") from None
+
+
+def describe_yaml_error(error: YAMLError) -> str:
+    """Where and what: 'line 12, column 3: found duplicate key "units"; ...' in one line."""
+    if isinstance(error, DuplicateKeyError):
+        mark = error.problem_mark
+        key = str(error.problem).split('"')[1] if '"' in str(error.problem) else "a key"
+        return (
+            f"line {mark.line + 1}, column {mark.column + 1}: key '{key}' appears a second time in"
+            f" the mapping that starts at line {error.context_mark.line + 1}; keep one of them"
+        )
+    if isinstance(error, MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        problem = " ".join(str(error.problem).split())
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}; not valid YAML"
+    return "not valid YAML: " + " ".join(str(error).split())
 
 
 def load_section(section: str, model: type[SectionT], path: Path = PARAMS_FILE) -> SectionT:

@@ -1,17 +1,19 @@
-"""Where reviews and pretrained vectors come from: the Hugging Face Hub, Keras, or local files.
+"""Where reviews come from: the Hugging Face Hub, Keras, or local files.
 
-This is the project's network edge. Each loader returns plain in-memory data, and each turns "no
-network and no local copy" into a SourceUnavailableError that says how to work offline.
+This is the ingest stage's network edge. Each loader returns plain in-memory DataFrames, turns "no
+network and no local copy" into a SourceUnavailableError that says how to work offline, and turns
+an unreadable local file into a one-line DataError that names it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
-from imdb_rnn.data import decode_keras_reviews
 from imdb_rnn.errors import DataError, SourceUnavailableError
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,9 @@ OFFICIAL_SPLITS = ("train", "test")
 # The key a source without official splits (a single file) uses for its one pool of reviews.
 POOLED = "pooled"
 LOCAL_SUFFIXES = (".parquet", ".csv")
+
+# Keras' IMDB arrays reserve the lowest ids: a word's id is its word-index rank + `index_from`.
+KERAS_PADDING_ID = 0
 
 
 def load_huggingface(dataset: str, revision: str | None) -> dict[str, pd.DataFrame]:
@@ -42,6 +47,28 @@ def load_huggingface(dataset: str, revision: str | None) -> dict[str, pd.DataFra
             " use a dataset with official train and test splits"
         )
     return {split: loaded[split].to_pandas() for split in OFFICIAL_SPLITS}
+
+
+def decode_keras_reviews(
+    sequences: Sequence[Sequence[int]],
+    word_index: Mapping[str, int],
+    start_char: int | None = 1,
+    oov_char: int | None = 2,
+    index_from: int = 3,
+) -> list[str]:
+    """Turn Keras' integer-encoded IMDB reviews back into (lowercase, punctuation-free) text.
+
+    ``keras.datasets.imdb.load_data`` shifts every word's rank by ``index_from`` and reserves the
+    ids below it: 0 for padding, ``start_char`` to mark the start, ``oov_char`` for words cut by
+    ``num_words``. Those reserved ids are dropped here, so both sources give downstream stages
+    plain text of the same kind.
+    """
+    words_by_id = {rank + index_from: word for word, rank in word_index.items()}
+    reserved = {KERAS_PADDING_ID, start_char, oov_char}
+    return [
+        " ".join(words_by_id[i] for i in sequence if i not in reserved and i in words_by_id)
+        for sequence in sequences
+    ]
 
 
 def load_keras() -> dict[str, pd.DataFrame]:
@@ -71,10 +98,30 @@ def load_keras() -> dict[str, pd.DataFrame]:
     }
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    if path.suffix == ".csv":
-        return pd.read_csv(path, keep_default_na=False)
-    return pd.read_parquet(path)
+def read_local_table(path: Path) -> pd.DataFrame:
+    """One parquet or CSV file; an unreadable one is a DataError naming the file and the fix."""
+    try:
+        if path.suffix == ".csv":
+            # keep_default_na=False: a review that reads "NA" or "null" is text, not missing
+            return pd.read_csv(path, keep_default_na=False, encoding="utf-8")
+        return pd.read_parquet(path)
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path} is not UTF-8 (byte {error.object[error.start]:#04x} at offset {error.start});"
+            " convert it first, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty; it needs a header row 'text,label' and reviews") from None
+    except pd.errors.ParserError as error:
+        detail = " ".join(str(error).split())
+        raise DataError(
+            f"{path} is not a well-formed CSV ({detail}); quote reviews that contain commas"
+        ) from None
+    except (pa.ArrowException, OSError) as error:
+        detail = " ".join(str(error).split())
+        raise DataError(
+            f"{path} is not a readable parquet file ({detail}); it may be truncated, re-export it"
+        ) from None
 
 
 def load_local(path: Path) -> dict[str, pd.DataFrame]:
@@ -91,7 +138,7 @@ def load_local(path: Path) -> dict[str, pd.DataFrame]:
     if path.is_file():
         if path.suffix not in LOCAL_SUFFIXES:
             raise DataError(f"{path}: unsupported file type; use .parquet or .csv")
-        return {POOLED: _read_table(path)}
+        return {POOLED: read_local_table(path)}
     splits: dict[str, pd.DataFrame] = {}
     for split in OFFICIAL_SPLITS:
         files = sorted(
@@ -106,7 +153,7 @@ def load_local(path: Path) -> dict[str, pd.DataFrame]:
                 " protocol: random)"
             )
         log.info("%s split: %s", split, ", ".join(str(file.relative_to(path)) for file in files))
-        splits[split] = pd.concat([_read_table(file) for file in files], ignore_index=True)
+        splits[split] = pd.concat([read_local_table(file) for file in files], ignore_index=True)
     return splits
 
 
@@ -117,46 +164,3 @@ def load_reviews(source: str, dataset: str, revision: str | None) -> dict[str, p
     if source == "keras":
         return load_keras()
     return load_local(Path(source))
-
-
-def load_pretrained_vectors(
-    source: str, filename: str | None, revision: str | None, vector_format: str
-):
-    """gensim KeyedVectors from a local file or a Hugging Face Hub model repository.
-
-    ``vector_format`` is "gensim" (KeyedVectors.save, as in the fse/* repositories),
-    "word2vec-binary" or "word2vec-text" (the original C tool's formats, e.g.
-    GoogleNews-vectors-negative300.bin).
-    """
-    from gensim.models import KeyedVectors
-
-    path = Path(source)
-    if not path.exists():
-        path = _download_vectors(source, filename, revision)
-    log.info("loading %s vectors from %s", vector_format, path)
-    if vector_format == "gensim":
-        return KeyedVectors.load(str(path))
-    return KeyedVectors.load_word2vec_format(str(path), binary=vector_format == "word2vec-binary")
-
-
-def _download_vectors(repo_id: str, filename: str | None, revision: str | None) -> Path:
-    from huggingface_hub import snapshot_download
-
-    if not filename:
-        raise SourceUnavailableError(
-            f"embed.pretrained.source '{repo_id}' is not a local file, so it is read as a Hub"
-            " repository; set embed.pretrained.filename to the vectors file inside it"
-        )
-    try:
-        # The wildcard also fetches the companion arrays gensim writes next to a large model
-        # (e.g. word2vec-google-news-300.model.vectors.npy).
-        folder = snapshot_download(repo_id, revision=revision, allow_patterns=[f"{filename}*"])
-    except OSError as error:  # offline, unreachable, or no such repository
-        raise SourceUnavailableError(
-            f"cannot fetch '{filename}' from Hugging Face Hub repository '{repo_id}' ({error});"
-            " offline, set embed.pretrained.source to a local vectors file"
-        ) from None
-    path = Path(folder) / filename
-    if not path.exists():
-        raise SourceUnavailableError(f"Hub repository '{repo_id}' has no file '{filename}'")
-    return path

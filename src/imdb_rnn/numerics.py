@@ -1,0 +1,56 @@
+"""Portable numerics: pin the kernels that decide floating-point bits, before the libraries load.
+
+OpenBLAS (which gensim's Word2Vec calls through SciPy) and oneDNN (which TensorFlow uses for its
+matrix products) pick their kernels for the CPU they run on: AVX-512 kernels on one machine, AVX2
+on another, and the two sum in different orders, so the same training gives different bits. Both
+read an environment variable when they load, which caps what they may pick. Capping both at AVX2,
+which every x86-64 machine of the last decade has, makes the embedding matrix and the trained
+model the same bytes on any such machine, AVX-512 or not (docs/reproducing.md has the
+measurements, including what the cap costs).
+
+The variables must be set before NumPy, SciPy or TensorFlow is imported, so ``stages/__init__.py``
+calls ``pin_kernels`` first thing, and imdb-predict restarts itself once with them set. This module
+imports nothing heavy, for that reason.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# The kernels that decide the bits of embed, train, evaluate and imdb-predict.
+PINNED_KERNELS = {
+    # OpenBLAS: the Haswell kernels are AVX2 + FMA; without this, AVX-512 CPUs get SkylakeX ones.
+    "OPENBLAS_CORETYPE": "Haswell",
+    # oneDNN (TensorFlow's matrix products on x86): AVX2 at most, whatever the CPU offers.
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+}
+# Set to 0 to run with whatever kernels the CPU offers (faster on some machines, bits differ).
+SWITCH_ENV = "IMDB_RNN_PORTABLE_NUMERICS"
+# Libraries that read the pinned variables when they load.
+_READERS = ("numpy", "scipy", "tensorflow", "gensim")
+
+
+def portable() -> bool:
+    return os.environ.get(SWITCH_ENV, "1") != "0"
+
+
+def pin_kernels() -> None:
+    """Set the pinned variables in this process's environment (before any library loads)."""
+    if portable():
+        os.environ.update(PINNED_KERNELS)
+
+
+def pin_kernels_or_restart() -> None:
+    """As pin_kernels, for an entry point that may already have loaded NumPy: if a variable is
+    missing once a library that reads it is loaded, restart the process with it set."""
+    if not portable() or all(os.environ.get(k) == v for k, v in PINNED_KERNELS.items()):
+        return
+    pin_kernels()
+    if any(name in sys.modules for name in _READERS):
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
+def numerics_settings() -> dict[str, str | None]:
+    """The kernel settings in effect, as recorded in fingerprints and reports/environment.json."""
+    return {name: os.environ.get(name) for name in (SWITCH_ENV, *PINNED_KERNELS)}

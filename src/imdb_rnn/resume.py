@@ -1,0 +1,283 @@
+"""Training that survives a kill: the full state saved after every epoch, and resumed from it.
+
+DVC 3 has no checkpoints, and Keras' BackupAndRestore saves only the weights, the optimizer and
+the epoch: not the random state of the dropout layers, nor the counters of early stopping and the
+learning-rate schedule, nor the best weights early stopping will restore. Resumed from it, a run
+would continue, but differently from one that was never interrupted. So the train stage saves,
+after every epoch, everything the rest of the run depends on:
+
+* every model variable (weights, and the seed-generator states of the dropout layers);
+* every optimizer variable (moments, iteration count, current learning rate);
+* early stopping's and reduce-on-plateau's counters, and early stopping's best weights;
+* the history of epoch logs, which replays DVCLive's curves (each step once, in order);
+* whether early stopping already ended training.
+
+The order of the training batches needs no saving: it is a function of the seed and the epoch
+(imdb_rnn.batching). A run killed at any point and resumed ends with the same bytes as one that was
+never interrupted.
+
+A saved state belongs to one set of inputs: its file name is the fingerprint of the train params,
+the input files, the code that runs and the numerics settings. Anything else found in the state
+directory is stale and removed; a completed run removes its own.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from imdb_rnn import artifacts
+from imdb_rnn.errors import DataError
+
+log = logging.getLogger(__name__)
+
+STATE_SUFFIX = ".state.npz"
+LIVE_SUFFIX = ".live"
+# The callbacks whose counters decide the rest of a run, and the counters that do.
+CALLBACK_COUNTERS = {
+    "EarlyStopping": ("wait", "stopped_epoch", "best", "best_epoch"),
+    "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),
+}
+
+
+def fingerprint(settings: Mapping[str, Any], files: Mapping[str, Path]) -> str:
+    """A hash of everything a training run reads: a saved state is resumed only when it matches.
+
+    ``files`` maps a stable name (a path relative to the project, so that a copy of the project
+    made by `dvc exp run --queue` gives the same fingerprint) to the file to hash.
+    """
+    digest = hashlib.sha256()
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for name in sorted(files):
+        digest.update(name.encode())
+        with files[name].open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def loaded_code(root: Path) -> dict[str, Path]:
+    """The source files of every module loaded so far from under ``root``, by their path
+    relative to it: the code that is running."""
+    root = root.resolve()
+    files = {}
+    for module in list(sys.modules.values()):
+        origin = getattr(module, "__file__", None)
+        if origin and Path(origin).resolve().is_relative_to(root):
+            files[str(Path(origin).resolve().relative_to(root))] = Path(origin)
+    return files
+
+
+@dataclass(frozen=True)
+class SavedState:
+    epochs_done: int  # epochs completed; the next one to run is this 0-based index
+    history: list[dict[str, float]]  # Keras' epoch logs, one per completed epoch
+    counters: dict[str, dict[str, Any]]  # CALLBACK_COUNTERS, per callback class
+    stop_training: bool  # early stopping ended training after the last completed epoch
+    saved_at: float  # time.time()
+    model_variables: list[np.ndarray]
+    optimizer_variables: list[np.ndarray]
+    best_weights: list[np.ndarray] | None
+
+
+def capture(
+    model: keras.Model,
+    callbacks: Sequence[keras.callbacks.Callback],
+    history: list[dict[str, float]],
+) -> SavedState:
+    """The state of a training run at the end of an epoch (after every callback has run)."""
+    counters, best_weights = {}, None
+    for callback in callbacks:
+        name = type(callback).__name__
+        if name in CALLBACK_COUNTERS:
+            counters[name] = {key: _plain(getattr(callback, key)) for key in CALLBACK_COUNTERS[name]}
+        if isinstance(callback, keras.callbacks.EarlyStopping) and callback.best_weights:
+            best_weights = [np.asarray(weight) for weight in callback.best_weights]
+    return SavedState(
+        epochs_done=len(history),
+        history=list(history),
+        counters=counters,
+        stop_training=bool(model.stop_training),
+        saved_at=time.time(),
+        model_variables=[np.asarray(variable) for variable in model.variables],
+        optimizer_variables=[np.asarray(variable) for variable in model.optimizer.variables],
+        best_weights=best_weights,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A callback counter as a JSON value (Keras keeps some as NumPy scalars)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def restore_variables(model: keras.Model, state: SavedState) -> None:
+    """Put the saved weights, dropout seeds and optimizer state back into a freshly built model."""
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    for variables, saved, what in (
+        (model.variables, state.model_variables, "model"),
+        (model.optimizer.variables, state.optimizer_variables, "optimizer"),
+    ):
+        if len(variables) != len(saved):
+            raise DataError(
+                f"the saved training state has {len(saved)} {what} variables, the model"
+                f" {len(variables)}; remove the state directory and train from scratch"
+            )
+        for variable, value in zip(variables, saved, strict=True):
+            variable.assign(value)
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Saves the training state after every epoch; on resume, restores the callbacks' counters.
+
+    Must come last in the callback list: it saves what the others left at the end of the epoch,
+    and restores their counters after their own on_train_begin has reset them.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        tracked: Sequence[keras.callbacks.Callback],
+        resumed: SavedState | None,
+    ):
+        super().__init__()
+        self.path, self.tracked, self.resumed = path, list(tracked), resumed
+        self.history: list[dict[str, float]] = list(resumed.history) if resumed else []
+        self.save_seconds: list[float] = []
+
+    def on_train_begin(self, logs=None):
+        if self.resumed is None:
+            return
+        for callback in self.tracked:
+            for key, value in self.resumed.counters.get(type(callback).__name__, {}).items():
+                setattr(callback, key, value)
+            if isinstance(callback, keras.callbacks.EarlyStopping) and self.resumed.best_weights:
+                callback.best_weights = list(self.resumed.best_weights)
+        self.model.stop_training = self.resumed.stop_training
+
+    def on_epoch_end(self, epoch, logs=None):
+        started = time.perf_counter()
+        self.history.append({key: float(value) for key, value in (logs or {}).items()})
+        write_state(capture(self.model, self.tracked, self.history), self.path)
+        self.save_seconds.append(time.perf_counter() - started)
+
+
+def write_state(state: SavedState, path: Path) -> None:
+    """One .npz, written atomically: a kill while saving leaves the previous epoch's state."""
+    arrays = {f"model_{index}": value for index, value in enumerate(state.model_variables)}
+    arrays |= {f"optimizer_{index}": value for index, value in enumerate(state.optimizer_variables)}
+    arrays |= {f"best_{index}": value for index, value in enumerate(state.best_weights or [])}
+    meta = {
+        "epochs_done": state.epochs_done,
+        "history": state.history,
+        "counters": state.counters,
+        "stop_training": state.stop_training,
+        "saved_at": state.saved_at,
+        "counts": {
+            "model": len(state.model_variables),
+            "optimizer": len(state.optimizer_variables),
+            "best": len(state.best_weights or []),
+        },
+    }
+    arrays["meta"] = np.frombuffer(json.dumps(meta, allow_nan=False).encode(), dtype=np.uint8)
+    artifacts.write_arrays(path, **arrays)
+
+
+def read_state(path: Path) -> SavedState:
+    with np.load(path, allow_pickle=False) as archive:
+        meta = json.loads(archive["meta"].tobytes())
+        counts = meta["counts"]
+
+        def arrays(prefix: str) -> list[np.ndarray]:
+            return [archive[f"{prefix}_{index}"] for index in range(counts[prefix])]
+
+        return SavedState(
+            epochs_done=meta["epochs_done"],
+            history=meta["history"],
+            counters=meta["counters"],
+            stop_training=meta["stop_training"],
+            saved_at=meta["saved_at"],
+            model_variables=arrays("model"),
+            optimizer_variables=arrays("optimizer"),
+            best_weights=arrays("best") if counts["best"] else None,
+        )
+
+
+class StateDirectory:
+    """Where a training run keeps its state between epochs, and the lock that keeps a second
+    training process from writing the same outputs at the same time."""
+
+    def __init__(self, directory: Path, run_fingerprint: str):
+        self.directory = directory
+        self.path = directory / f"{run_fingerprint[:20]}{STATE_SUFFIX}"
+        # DVCLive's files of the run in progress, moved to the stage's output when it succeeds.
+        self.live_dir = directory / f"{run_fingerprint[:20]}{LIVE_SUFFIX}"
+        self._lock_stream = None
+
+    def lock(self, outputs: Path) -> None:
+        """Hold an exclusive lock for ``outputs`` until this process ends, or fail at once."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        key = hashlib.sha256(str(outputs.resolve()).encode()).hexdigest()[:12]
+        lock_file = self.directory / f"writer-{key}.lock"
+        stream = lock_file.open("a+")
+        try:
+            fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            stream.seek(0)
+            holder = stream.read().strip() or "another process"
+            stream.close()
+            raise DataError(
+                f"{holder} is already training into {outputs}; wait for it to finish or stop it"
+                " (kill <pid>), then run again"
+            ) from None
+        stream.seek(0)
+        stream.truncate()
+        stream.write(f"process {os.getpid()} (started {datetime.now():%H:%M:%S})")
+        stream.flush()
+        self._lock_stream = stream  # kept open: the lock lasts as long as this process
+
+    def load(self) -> SavedState | None:
+        """The saved state of this run's inputs, if any; stale states of other inputs go."""
+        stale = [
+            path
+            for path in self.directory.glob(f"*{STATE_SUFFIX}")
+            if path != self.path and not path.name.startswith(".")
+        ]
+        if stale and not self.path.exists():
+            log.info(
+                "starting from scratch: the saved training state in %s was made for other train"
+                " params, data or code (removed)",
+                self.directory,
+            )
+        for path in stale:
+            path.unlink(missing_ok=True)
+        for path in self.directory.glob(f"*{LIVE_SUFFIX}"):
+            if path != self.live_dir:
+                shutil.rmtree(path, ignore_errors=True)
+        if not self.path.exists():
+            return None
+        try:
+            return read_state(self.path)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            log.info("starting from scratch: the saved training state is unreadable (%s)", error)
+            self.path.unlink(missing_ok=True)
+            return None
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        shutil.rmtree(self.live_dir, ignore_errors=True)
