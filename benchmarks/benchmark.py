@@ -5,12 +5,12 @@ default (``--skip-pipeline`` / ``--skip-recipe`` leave one out):
 
 pipeline  Clones the committed HEAD into ``--workdir`` and runs ``dvc repro --force`` there from
           nothing, as a new user would (forcing every stage, so that all are timed). Each stage
-          logs its own wall time and peak memory (see imdb_rnn.cli), tokenize its tokens per
-          second and train its seconds per epoch; this script collects those lines, times the
-          whole repro, compares the clone's test metrics
-          with the committed reports/metrics.json, checks whether dvc.lock and reports/ came out
-          identical to the committed ones, and measures prediction throughput of the trained
-          model on the 25,000 test reviews.
+          appends a machine-readable record of its wall time, peak memory and own figures
+          (tokens per second, seconds per epoch...) to the file named by $IMDB_RNN_RECORD (see
+          imdb_rnn.cli); this script reads those records, times the whole repro, compares the
+          clone's test metrics with the committed reports/metrics/combined.json, checks whether
+          dvc.lock and reports/ came out identical to the committed ones, and measures prediction
+          throughput of the final model on the 25,000 test reviews.
 
 recipe    Seed notebook 001's LSTM recipe (Embedding(10,000, 128) -> LSTM(64) -> Dense(1), reviews
           cut to 200 tokens, batch 128, Adam) twice in this one process, on the same arrays: as
@@ -40,12 +40,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from imdb_rnn.cli import RECORD_ENV
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 
-# Lines the stages log about themselves (imdb_rnn.cli and stages/*.py).
-STAGE_FINISHED = re.compile(r"(\w+) finished in ([\d.]+) s, peak memory (\d+) MiB")
-TOKENIZED = re.compile(r"tokenized (\d+) tokens in ([\d.]+) s \((\d+) tokens/s\)")
-TRAINED = re.compile(r"trained (\d+) epochs in (\d+) s \(([\d.]+) s per epoch\)")
 
 # Seed notebook 001 (../shared/seeds/001_*.txt), "Building and Training an LSTM Model".
 RECIPE = {"vocab_size": 10_000, "max_length": 200, "dimension": 128, "units": 64, "batch_size": 128}
@@ -105,18 +103,12 @@ def git(*args: str, cwd: Path = REPOSITORY) -> str:
 # --- pipeline -----------------------------------------------------------------------------------
 
 
-def parse_stage_log(log: str) -> dict:
-    """Per-stage wall time and peak memory, tokens/s and s/epoch, from the stages' own log lines."""
-    stages = {
-        name: {"wall_s": float(seconds), "peak_memory_mib": int(mib)}
-        for name, seconds, mib in STAGE_FINISHED.findall(log)
-    }
-    if match := TOKENIZED.search(log):
-        stages["tokenize"]["tokens"] = int(match[1])
-        stages["tokenize"]["tokens_per_s"] = int(match[3])
-    if match := TRAINED.search(log):
-        stages["train"]["epochs"] = int(match[1])
-        stages["train"]["s_per_epoch"] = float(match[3])
+def read_records(path: Path) -> dict:
+    """Each stage's record (imdb_rnn.cli): wall time, peak memory and the figures it returned."""
+    stages = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        stages[record.pop("command")] = record
     return stages
 
 
@@ -126,12 +118,17 @@ def run_pipeline_in_clone(workdir: Path) -> dict:
         shutil.rmtree(clone)
     subprocess.run(["git", "clone", "--quiet", str(REPOSITORY), str(clone)], check=True)
     # The stages' commands say `python`: make it this interpreter, with the project installed.
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    records = workdir / "records.jsonl"
+    records.unlink(missing_ok=True)
+    env = os.environ | {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        RECORD_ENV: str(records),
+    }
     print(f"dvc repro in {clone} (about 15 minutes on 2 CPU cores) ...", flush=True)
     started = time.perf_counter()
     completed = subprocess.run(
         # --force: a clone whose train stage reproduces the committed model byte for byte would
-        # otherwise skip evaluate and baseline (their inputs match dvc.lock, their reports are
+        # otherwise skip the stages after it (their inputs match dvc.lock, their reports are
         # in git), and they would go untimed and unchecked.
         [sys.executable, "-m", "dvc", "repro", "--force"],
         cwd=clone,
@@ -145,47 +142,36 @@ def run_pipeline_in_clone(workdir: Path) -> dict:
         sys.exit(f"dvc repro failed in {clone}; see {workdir / 'repro.log'}")
     # Every output hash in dvc.lock and every report as committed: a bit-identical rerun.
     identical = not git("status", "--porcelain", "dvc.lock", "reports", cwd=clone)
-    reproduced = json.loads((clone / "reports/metrics.json").read_text())
-    committed = json.loads((REPOSITORY / "reports/metrics.json").read_text())
+    metrics = Path("reports/metrics/combined.json")
+    reproduced = json.loads((clone / metrics).read_text())["test"]["accuracy"]
+    committed = json.loads((REPOSITORY / metrics).read_text())["test"]["accuracy"]
     return {
         "repro_wall_s": round(seconds, 1),
-        "stages": parse_stage_log(completed.stdout + completed.stderr),
-        "test_accuracy": reproduced["accuracy"],
-        "committed_test_accuracy": committed["accuracy"],
-        "accuracy_difference": round(reproduced["accuracy"] - committed["accuracy"], 4),
+        "stages": read_records(records),
+        "test_accuracy": reproduced,
+        "committed_test_accuracy": committed,
+        "accuracy_difference": round(reproduced - committed, 4),
         "identical_to_committed": identical,
         "prediction": prediction_throughput(clone),
     }
 
 
 def prediction_throughput(clone: Path) -> dict:
-    """Reviews per second on the 25,000 test reviews: from token ids, and from raw text."""
+    """Reviews per second on the 25,000 test reviews through imdb-predict's path: raw text to the
+    combined model's probability (tokenizing, both members and the combination included)."""
     from imdb_rnn import artifacts
-    from imdb_rnn.model import predict_probabilities, read_classifier
-    from imdb_rnn.text import encode_reviews
+    from imdb_rnn.serving import load_predictor
 
-    model = read_classifier(clone / "models/model.keras")
-    encoding = artifacts.read_json(clone / "data/tokenized/encoding.json")
-    vocabulary = artifacts.read_vocabulary(clone / "data/tokenized/vocabulary.json")
-    ids = artifacts.read_arrays(clone / "data/tokenized/test.npz")["ids"]
+    predictor = load_predictor(clone / "models/predictor.json")
     texts = artifacts.read_reviews(clone / "data/raw/test.parquet")["text"].tolist()
-    batch_size = 512  # params.yaml evaluate.batch_size
-    predict_probabilities(model, ids[:batch_size], batch_size, encoding["padding"])  # warm-up
+    predictor.combined(predictor.member_probabilities(texts[:512]))  # warm-up
 
     started = time.perf_counter()
-    predict_probabilities(model, ids, batch_size, encoding["padding"])
-    from_ids = time.perf_counter() - started
-
-    started = time.perf_counter()
-    encoded = encode_reviews(
-        texts, vocabulary, encoding["max_length"], encoding["padding"], encoding["truncating"]
-    )
-    predict_probabilities(model, encoded, batch_size, encoding["padding"])
+    predictor.combined(predictor.member_probabilities(texts))
     from_text = time.perf_counter() - started
     return {
-        "reviews": len(ids),
-        "batch_size": batch_size,
-        "from_ids_reviews_per_s": round(len(ids) / from_ids),
+        "reviews": len(texts),
+        "batch_size": predictor.manifest.batch_size,
         "from_text_reviews_per_s": round(len(texts) / from_text),
     }
 
@@ -196,18 +182,22 @@ def prediction_throughput(clone: Path) -> dict:
 def recipe_arrays(raw_dir: Path) -> dict:
     """The seed's input: 10,000-word vocabulary, 200 tokens, padded and cut at the front."""
     from imdb_rnn import artifacts
-    from imdb_rnn.text import build_vocabulary, encode_reviews, tokenize
+    from imdb_rnn.encoding import Encoding, encode, pad_and_truncate
+    from imdb_rnn.text import tokenize
+    from imdb_rnn.vocabulary import build_vocabulary
 
     splits = {
         name: artifacts.read_reviews(raw_dir / f"{name}.parquet")
         for name in ("train", "validation")
     }
-    vocabulary = build_vocabulary(
-        [tokenize(text) for text in splits["train"]["text"]], RECIPE["vocab_size"], min_frequency=1
-    )
+    tokens = {
+        name: [tokenize(text) for text in reviews["text"]] for name, reviews in splits.items()
+    }
+    vocabulary = build_vocabulary(tokens["train"], RECIPE["vocab_size"], min_frequency=1)
+    encoding = Encoding(max_length=RECIPE["max_length"], padding="pre", truncating="pre")
     return {
         name: (
-            encode_reviews(reviews["text"], vocabulary, RECIPE["max_length"], "pre", "pre"),
+            pad_and_truncate(encode(tokens[name], vocabulary), encoding),
             reviews["label"].to_numpy("int8"),
         )
         for name, reviews in splits.items()
@@ -309,7 +299,7 @@ def pipeline_epochs(arrays: dict, epochs: int, log_dir: Path) -> list[float]:
         arrays["train"],
         arrays["validation"],
         padding="pre",
-        extra_callbacks=[DVCLiveCallback(live=live), timer],
+        callbacks=[DVCLiveCallback(live=live), timer],
         verbose=0,
     )
     return timer.seconds
@@ -345,14 +335,14 @@ def table(results: dict) -> str:
     if pipeline:
         for name, stage in pipeline["stages"].items():
             extra = ""
-            if "tokens_per_s" in stage:
-                extra = f", {stage['tokens_per_s']:,} tokens/s"
-            if "s_per_epoch" in stage:
-                extra = f", {stage['epochs']} epochs at {stage['s_per_epoch']} s/epoch"
+            if "tokens_per_second" in stage:
+                extra = f", {stage['tokens_per_second']:,} tokens/s"
+            if "seconds_per_epoch" in stage:
+                extra = f", {stage['epochs']} epochs at {stage['seconds_per_epoch']} s/epoch"
             rows.append(
                 (
                     f"stage {name}",
-                    f"{stage['wall_s']:.1f} s, peak {stage['peak_memory_mib']:,} MiB{extra}",
+                    f"{stage['seconds']:.1f} s, peak {stage['peak_memory_mib']:,} MiB{extra}",
                 )
             )
         rows.append(("dvc repro, fresh clone", f"{pipeline['repro_wall_s'] / 60:.1f} min"))
@@ -374,11 +364,7 @@ def table(results: dict) -> str:
         )
         prediction = pipeline["prediction"]
         rows.append(
-            (
-                "prediction",
-                f"{prediction['from_ids_reviews_per_s']:,} reviews/s from ids,"
-                f" {prediction['from_text_reviews_per_s']:,} from raw text",
-            )
+            ("prediction", f"{prediction['from_text_reviews_per_s']:,} reviews/s from raw text")
         )
     recipe = results.get("recipe")
     if recipe:

@@ -51,8 +51,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_section("combine", CombineParams)
     evaluate = load_section("evaluate", EvaluateParams)
-    reviews = {split: artifacts.read_reviews(getattr(args, f"{split}_reviews")) for split in SCORED_SPLITS}
-    members = {member: read_predictions(getattr(args, f"{member}_predictions")) for member in MEMBERS}
+    reviews = {
+        split: artifacts.read_reviews(getattr(args, f"{split}_reviews")) for split in SCORED_SPLITS
+    }
+    members = {
+        member: read_predictions(getattr(args, f"{member}_predictions")) for member in MEMBERS
+    }
     for member, predictions in members.items():
         for split in SCORED_SPLITS:
             if len(predictions[split]) != len(reviews[split]):

@@ -21,7 +21,9 @@ log = logging.getLogger("stages.ingest")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     for split in SPLIT_NAMES:
-        parser.add_argument(f"--{split}", type=Path, required=True, help=f"the {split} parquet file")
+        parser.add_argument(
+            f"--{split}", type=Path, required=True, help=f"the {split} parquet file"
+        )
     parser.add_argument("--report", type=Path, required=True, help="JSON summary of the splits")
     return parser.parse_args(argv)
 

@@ -48,7 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.add_argument(f"--{split}-labels", type=Path, required=True, help=".npy output")
     parser.add_argument("--vocabulary", type=Path, required=True)
     parser.add_argument("--encoding", type=Path, required=True)
-    parser.add_argument("--corpus", type=Path, required=True, help="training tokens, one review a line")
+    parser.add_argument(
+        "--corpus", type=Path, required=True, help="training tokens, one review a line"
+    )
     parser.add_argument("--report", type=Path, required=True, help="JSON: OOV rate, truncation")
     return parser.parse_args(argv)
 
@@ -114,8 +116,9 @@ def write_split(
     stats = EncodingStats(encoding.max_length)
     tokens = token_lists(split, reviews_path, args.corpus)
     with (
-        artifacts.array_writer(getattr(args, f"{split}_ids"), (rows, encoding.max_length), "int32")
-        as ids,
+        artifacts.array_writer(
+            getattr(args, f"{split}_ids"), (rows, encoding.max_length), "int32"
+        ) as ids,
         artifacts.array_writer(getattr(args, f"{split}_labels"), (rows,), "int8") as labels,
     ):
         start = 0
@@ -140,7 +143,9 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     counts, total = count_and_write_corpus(args.train_reviews, args.corpus, train_rows)
     seconds = time.perf_counter() - started
-    log.info("tokenized %d training tokens in %.1f s (%.0f tokens/s)", total, seconds, total / seconds)
+    log.info(
+        "tokenized %d training tokens in %.1f s (%.0f tokens/s)", total, seconds, total / seconds
+    )
 
     vocabulary = vocabulary_from_counts(counts, params.vocab_size, params.min_frequency)
     del counts

@@ -70,7 +70,9 @@ def input_files(args: argparse.Namespace) -> dict[str, Path]:
     }
 
 
-def check_inputs(train_ids, validation_ids, train_labels, validation_labels, matrix, vocabulary, args):
+def check_inputs(
+    train_ids, validation_ids, train_labels, validation_labels, matrix, vocabulary, args
+):
     """Arrays that do not belong together fail here, in one line, not inside TensorFlow."""
     if len(matrix) != len(vocabulary):
         raise DataError(

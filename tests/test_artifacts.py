@@ -5,7 +5,6 @@ import pytest
 
 from imdb_rnn import artifacts
 from imdb_rnn.errors import DataError
-from imdb_rnn.text import build_vocabulary
 
 
 def test_failed_write_leaves_neither_the_target_nor_a_temporary_file(tmp_path):
@@ -31,7 +30,7 @@ def test_arrays_round_trip_with_identical_bytes(tmp_path):
     artifacts.write_arrays(tmp_path / "a.npz", ids=ids, labels=labels)
     artifacts.write_arrays(tmp_path / "b.npz", ids=ids, labels=labels)
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
-    loaded = artifacts.read_arrays(tmp_path / "a.npz")
+    loaded = artifacts.read_arrays(tmp_path / "a.npz", ("ids", "labels"))
     np.testing.assert_array_equal(loaded["ids"], ids)
     assert loaded["labels"].dtype == np.int8
 
@@ -43,55 +42,50 @@ def test_reviews_round_trip_with_identical_bytes(tmp_path, toy_reviews):
     assert artifacts.read_reviews(tmp_path / "a.parquet").equals(toy_reviews)
 
 
-def test_vocabulary_round_trips_through_plain_json(tmp_path):
-    vocabulary = build_vocabulary([["b", "a", "a"]], 10, 1)
-    artifacts.write_vocabulary(vocabulary, tmp_path / "vocabulary.json")
-    assert artifacts.read_vocabulary(tmp_path / "vocabulary.json") == vocabulary
-    assert artifacts.read_json(tmp_path / "vocabulary.json")["tokens"] == [
-        "<pad>",
-        "<oov>",
-        "a",
-        "b",
-    ]
+def test_json_refuses_nan_and_infinity(tmp_path):
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="Out of range float"):
+            artifacts.write_json({"roc_auc": bad}, tmp_path / "metrics.json")
+    assert not (tmp_path / "metrics.json").exists()
 
 
-def test_reading_a_missing_or_foreign_file_is_a_clear_error(tmp_path):
-    with pytest.raises(DataError, match="does not exist; run the stage that writes it"):
-        artifacts.read_vocabulary(tmp_path / "vocabulary.json")
-    artifacts.write_json({"words": []}, tmp_path / "other.json")
-    with pytest.raises(DataError, match="is not a vocabulary"):
-        artifacts.read_vocabulary(tmp_path / "other.json")
+def test_named_arrays_are_checked(tmp_path):
+    artifacts.write_arrays(tmp_path / "a.npz", ids=np.zeros(3))
+    with pytest.raises(DataError, match=r"no array labels; it has \['ids'\]"):
+        artifacts.read_arrays(tmp_path / "a.npz", ("ids", "labels"))
+
+
+def test_a_large_array_is_written_piece_by_piece_and_read_as_a_memory_map(tmp_path):
+    with artifacts.array_writer(tmp_path / "ids.npy", (5, 2), "int32") as ids:
+        ids[:3] = 1
+        ids[3:] = 2
+    loaded = artifacts.read_array(tmp_path / "ids.npy", memory_map=True)
+    assert isinstance(loaded, np.memmap) and loaded.tolist() == [[1, 1]] * 3 + [[2, 2]] * 2
+    np.save(tmp_path / "plain.npy", np.array([[1, 1]] * 3 + [[2, 2]] * 2, dtype=np.int32))
+    assert (tmp_path / "ids.npy").read_bytes() == (tmp_path / "plain.npy").read_bytes()
+
+
+def test_a_failed_piece_by_piece_write_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError), artifacts.array_writer(tmp_path / "ids.npy", (5,), "int8"):
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_token_corpus_round_trip(tmp_path):
     corpus = [["a", "b"], [], ["café", "!"]]
-    artifacts.write_token_corpus(corpus, tmp_path / "tokens.txt")
-    assert artifacts.read_token_corpus(tmp_path / "tokens.txt") == corpus
+    with artifacts.text_writer(tmp_path / "tokens.txt") as stream:
+        for tokens in corpus:
+            stream.write(" ".join(tokens) + "\n")
+    assert list(artifacts.iter_token_corpus(tmp_path / "tokens.txt")) == corpus
 
 
-def test_the_same_weights_saved_by_two_model_objects_give_the_same_bytes(tmp_path):
-    """Keras writes the save time and memory addresses into the archive; write_model does not."""
-    import time
+def test_reviews_are_read_in_chunks(tmp_path, toy_reviews):
+    artifacts.write_reviews(toy_reviews, tmp_path / "a.parquet")
+    assert artifacts.review_count(tmp_path / "a.parquet") == 4
+    chunks = list(artifacts.iter_reviews(tmp_path / "a.parquet", chunk_size=3))
+    assert [len(chunk) for chunk in chunks] == [3, 1]
 
-    import keras
 
-    def build() -> keras.Model:  # a bidirectional layer: its config shares objects by address
-        inputs = keras.Input((None,), dtype="int32")
-        embedded = keras.layers.Embedding(10, 3, mask_zero=True)(inputs)
-        outputs = keras.layers.Bidirectional(keras.layers.GRU(2))(embedded)
-        return keras.Model(inputs, keras.layers.Dense(1)(outputs))
-
-    first = build()
-    keras.backend.clear_session()  # restart Keras' per-process name counters, as a new run does
-    second = build()
-    second.set_weights(first.get_weights())
-    artifacts.write_model(first, tmp_path / "first.keras")
-    time.sleep(1.1)  # metadata.json's date_saved has one-second resolution
-    artifacts.write_model(second, tmp_path / "second.keras")
-    assert (tmp_path / "first.keras").read_bytes() == (tmp_path / "second.keras").read_bytes()
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["first.keras", "second.keras"]
-    from imdb_rnn.model import read_classifier
-
-    loaded = read_classifier(tmp_path / "first.keras")
-    ids = np.array([[3, 4, 0]])
-    np.testing.assert_allclose(loaded.predict(ids, verbose=0), first.predict(ids, verbose=0))
+def test_a_directory_where_a_file_belongs_is_named(tmp_path):
+    with pytest.raises(DataError, match="is a directory, not a file"):
+        artifacts.read_json(tmp_path)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from imdb_rnn.batching import (
-    bucketed_batches,
-    length_sorted_batches,
+    TrainingFeed,
+    bucketed_rows,
     review_lengths,
-    training_batches,
+    sorted_rows,
     trim_padding,
 )
 
@@ -22,7 +22,7 @@ def test_review_lengths_count_real_tokens_whatever_the_padding_side():
 def test_each_epoch_has_every_review_exactly_once_in_batches_of_similar_length():
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 400, size=5_000)
-    batches = bucketed_batches(lengths, batch_size=32, rng=np.random.default_rng(1))
+    batches = bucketed_rows(lengths, batch_size=32, rng=np.random.default_rng(1))
     rows = np.concatenate(batches)
     assert sorted(rows.tolist()) == list(range(5_000))
     assert all(len(batch) == 32 for batch in batches[:-1] if len(batch) != 5_000 % 32)
@@ -40,18 +40,41 @@ def test_the_order_depends_on_the_seed_and_the_epoch_only():
         ids[row, :length] = 5
     labels = np.arange(100)
 
-    def first_epochs(seed):
-        epochs = training_batches(ids, labels, 10, "post", seed)
-        return [[batch[1].tolist() for batch in next(epochs)] for _ in range(2)]
+    def epoch_labels(seed, epoch, bucket_by_length=True):
+        feed = TrainingFeed(ids, labels, 10, "post", seed, bucket_by_length)
+        feed.epoch = epoch
+        return [batch_labels.tolist() for _, batch_labels in feed.batches()]
 
-    assert first_epochs(3) == first_epochs(3)
-    assert first_epochs(3)[0] != first_epochs(3)[1]
-    assert first_epochs(3) != first_epochs(4)
+    assert epoch_labels(3, 0) == epoch_labels(3, 0)
+    assert epoch_labels(3, 0) != epoch_labels(3, 1)
+    assert epoch_labels(3, 0) != epoch_labels(4, 0)
+    # a feed that starts at epoch 5 (a resumed run) gives what a feed that ran 0-4 gives at 5
+    assert epoch_labels(3, 5) == epoch_labels(3, 5)
+    unbucketed = epoch_labels(3, 0, bucket_by_length=False)
+    assert sorted(label for batch in unbucketed for label in batch) == list(
+        range(100)
+    ) and unbucketed != epoch_labels(3, 1, False)
 
 
-def test_length_sorted_batches_run_short_to_long():
+def test_unbucketed_batches_keep_full_length_rows():
+    ids = np.zeros((6, 8), dtype=np.int32)
+    ids[:, 0] = 3
+    feed = TrainingFeed(ids, np.zeros(6), 4, "post", seed=0, bucket_by_length=False)
+    assert {batch.shape[1] for batch, _ in feed.batches()} == {8}
+
+
+def test_lengths_of_a_memory_mapped_array_are_read_in_slices(tmp_path, monkeypatch):
+    import imdb_rnn.batching
+
+    monkeypatch.setattr(imdb_rnn.batching, "SCAN_ROWS", 2)
+    np.save(tmp_path / "ids.npy", np.array([[1, 0], [1, 1], [0, 0], [2, 0], [3, 3]], np.int32))
+    ids = np.load(tmp_path / "ids.npy", mmap_mode="r")
+    assert review_lengths(ids).tolist() == [1, 2, 0, 1, 2]
+
+
+def test_sorted_rows_run_short_to_long():
     lengths = np.array([5, 1, 3, 2, 4])
-    assert [batch.tolist() for batch in length_sorted_batches(lengths, 2)] == [[1, 3], [2, 4], [0]]
+    assert [batch.tolist() for batch in sorted_rows(lengths, 2)] == [[1, 3], [2, 4], [0]]
 
 
 @pytest.mark.parametrize(

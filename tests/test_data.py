@@ -8,7 +8,6 @@ import pytest
 from imdb_rnn.data import (
     cap_reviews,
     clean_reviews,
-    decode_keras_reviews,
     make_splits,
     split_official,
     split_random,
@@ -120,14 +119,3 @@ def test_summary_has_rows_balance_and_lengths():
         "p95_words",
     }
     assert summary["dropped_empty_reviews"] == {"train": 0, "test": 2}
-
-
-def test_decode_keras_reviews_honours_reserved_ids():
-    word_index = {"the": 1, "movie": 2, "rocks": 3}
-    # 1 = start marker, 2 = OOV marker; words are their rank + index_from (3).
-    sequences = [[1, 4, 5, 2, 6], [1, 5, 0]]
-    assert decode_keras_reviews(sequences, word_index) == ["the movie rocks", "movie"]
-    shifted = [[7, 8]]
-    assert decode_keras_reviews(shifted, word_index, start_char=None, index_from=5) == [
-        "movie rocks"
-    ]

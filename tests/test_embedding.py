@@ -17,7 +17,8 @@ from imdb_rnn.embedding import (
     train_word2vec,
 )
 from imdb_rnn.params import EmbedParams
-from imdb_rnn.text import PADDING_ID, build_vocabulary, tokenize
+from imdb_rnn.text import tokenize
+from imdb_rnn.vocabulary import PADDING_ID, build_vocabulary
 from tests.conftest import REPO_ROOT, make_reviews
 
 
@@ -38,6 +39,18 @@ def test_word2vec_learns_a_vector_per_frequent_word(corpus, embed_params):
     assert {"great", "awful", "movie"} <= set(vectors.index_to_key)
 
 
+def test_a_corpus_streamed_from_disk_gives_the_same_vectors(corpus, embed_params, tmp_path):
+    from imdb_rnn import artifacts
+    from imdb_rnn.embedding import TokenCorpus
+
+    with artifacts.text_writer(tmp_path / "tokens.txt") as stream:
+        stream.writelines(" ".join(tokens) + "\n" for tokens in corpus)
+    streamed = train_word2vec(TokenCorpus(tmp_path / "tokens.txt"), embed_params)
+    in_memory = train_word2vec(corpus, embed_params)
+    np.testing.assert_array_equal(streamed.vectors, in_memory.vectors)
+
+
+@pytest.mark.slow
 def test_word2vec_is_bit_identical_across_processes_with_different_hash_seeds(tmp_path):
     """Python randomises str hashes per process; the vectors must not depend on them."""
     script = (
@@ -77,7 +90,7 @@ def test_embedding_matrix_rows_follow_vocabulary_ids():
 def test_coverage_counts_words_and_running_tokens():
     vocabulary = build_vocabulary([["good", "good", "bad", "rare"]], 10, 1)
     covered = np.array([token in {"good"} for token in vocabulary.tokens])
-    report = coverage_report(vocabulary, covered, [["good", "good", "bad", "rare", "gone"]])
+    report = coverage_report(vocabulary, covered, total_tokens=5)
     assert report["vocabulary_words"] == 3 and report["words_with_vector"] == 1
     assert report["vocabulary_coverage"] == round(1 / 3, 4)
     assert report["training_tokens"] == 5

@@ -9,19 +9,24 @@ import keras
 import numpy as np
 import pytest
 
+from imdb_rnn.batching import TrainingFeed
+from imdb_rnn.encoding import Encoding
+from imdb_rnn.errors import TrainingDivergedError
 from imdb_rnn.model import (
-    bucketed_training_data,
     build_classifier,
     compile_classifier,
     fit_classifier,
     predict_probabilities,
-    read_classifier,
     saved_epoch,
     seed_everything,
     training_callbacks,
     uses_cudnn_kernels,
 )
+from imdb_rnn.model_file import read_classifier, training_record, write_model
 from imdb_rnn.params import TrainParams
+from imdb_rnn.vocabulary import build_vocabulary
+
+pytestmark = pytest.mark.slow  # trains Keras models or starts processes
 
 VOCABULARY_SIZE, DIMENSION = 20, 4
 
@@ -156,11 +161,12 @@ def test_cudnn_eligibility(default_params):
 def test_saved_model_loads_in_safe_mode_with_identical_predictions(
     default_params, matrix, batch, tmp_path
 ):
-    from imdb_rnn import artifacts
-
     params = train_params(default_params, pooling="max")  # the custom layer must load too
     model = compile_classifier(build_classifier(params, matrix), params)
-    artifacts.write_model(model, tmp_path / "model.keras")
+    record = training_record(
+        build_vocabulary([["a"]], 5, 1), Encoding(max_length=6, padding="post", truncating="pre")
+    )
+    write_model(model, tmp_path / "model.keras", record)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. a layer that cannot be rebuilt from its config
         loaded = read_classifier(tmp_path / "model.keras")
@@ -205,8 +211,12 @@ def test_bucketed_training_is_reproducible_and_reshuffles_each_epoch(default_par
     labels = rng.integers(0, 2, size=40).astype(np.int8)
 
     def widths_per_epoch():
-        data = bucketed_training_data(ids, labels, 4, "post", seed=7)
-        return [[int(batch[0].shape[1]) for batch in data] for _ in range(2)]
+        feed = TrainingFeed(ids, labels, 4, "post", seed=7, bucket_by_length=True)
+        widths = []
+        for epoch in range(2):
+            feed.epoch = epoch
+            widths.append([int(batch[0].shape[1]) for batch in feed.dataset()])
+        return widths
 
     first, second = widths_per_epoch()
     assert len(first) == 10 and max(first) <= 10 and min(first) < 10  # padding was cut
@@ -217,8 +227,11 @@ def test_bucketed_training_is_reproducible_and_reshuffles_each_epoch(default_par
     for _ in range(2):
         seed_everything(params.seed, deterministic=True)
         model = compile_classifier(build_classifier(params, matrix), params)
-        data = bucketed_training_data(ids, labels, 4, "post", seed=params.seed)
-        losses.append(model.fit(data, epochs=2, shuffle=False, verbose=0).history["loss"])
+        history = keras.callbacks.History()
+        fit_classifier(
+            model, params, (ids, labels), (ids, labels), "post", callbacks=[history], verbose=0
+        )
+        losses.append(history.history["loss"])
     assert losses[0] == losses[1] and all(np.isfinite(losses[0]))
 
 
@@ -236,8 +249,48 @@ def test_fit_classifier_trains_either_way_and_reports_the_saved_epoch(
     labels = rng.integers(0, 2, size=24).astype(np.int8)
     seed_everything(params.seed, deterministic=True)
     model = compile_classifier(build_classifier(params, matrix), params)
-    history, best = fit_classifier(
-        model, params, (ids[:16], labels[:16]), (ids[16:], labels[16:]), "post", verbose=0
+    schedule = training_callbacks(params)
+    history = keras.callbacks.History()
+    fit_classifier(
+        model,
+        params,
+        (ids[:16], labels[:16]),
+        (ids[16:], labels[16:]),
+        "post",
+        callbacks=[*schedule, history],
+        verbose=0,
     )
-    assert len(history["loss"]) <= 3 and set(history) >= {"loss", "val_loss", "val_accuracy"}
-    assert 0 <= best < len(history["loss"])
+    epochs = history.history
+    assert len(epochs["loss"]) <= 3 and set(epochs) >= {"loss", "val_loss", "val_accuracy"}
+    assert 0 <= saved_epoch(schedule, len(epochs["loss"])) < len(epochs["loss"])
+
+
+def test_a_loss_that_becomes_nan_stops_training_with_a_clear_error(default_params, matrix, batch):
+    params = train_params(default_params, epochs=3)
+    broken = matrix.copy()
+    broken[2:] = np.nan  # any cause of a non-finite loss will do
+    model = compile_classifier(build_classifier(params, broken), params)
+    with pytest.raises(
+        TrainingDivergedError, match=r"became nan at epoch 1, batch \d+.*learning_rate"
+    ):
+        fit_classifier(model, params, batch, batch, "post", callbacks=[], verbose=0)
+
+
+def test_an_empty_epoch_range_only_ends_training(default_params, matrix, batch):
+    """What a resumed run does when early stopping had already ended it: restore, nothing more."""
+    params = train_params(default_params, epochs=2)
+    model = compile_classifier(build_classifier(params, matrix), params)
+    ended = []
+
+    class Ending(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            ended.append(f"epoch {epoch}")
+
+        def on_train_end(self, logs=None):
+            ended.append("end")
+
+    fit_classifier(
+        model, params, batch, batch, "post", callbacks=[Ending()], initial_epoch=2,
+        final_epoch=2, verbose=0,
+    )  # fmt: skip
+    assert ended == ["end"]

@@ -4,9 +4,18 @@ import copy
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from imdb_rnn.errors import ParamsError
-from imdb_rnn.params import SECTIONS, EmbedParams, TokenizeParams, load_section, parse_section
+from imdb_rnn.params import (
+    SECTIONS,
+    EmbedParams,
+    TokenizeParams,
+    TrainParams,
+    load_section,
+    parameters_markdown,
+    parse_section,
+)
 from tests.conftest import REPO_ROOT
 
 
@@ -75,18 +84,55 @@ def test_load_section_reports_missing_file_and_bad_yaml(tmp_path):
         load_section("tokenize", TokenizeParams, tmp_path / "params.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("tokenize: [unclosed\n")
-    with pytest.raises(ParamsError, match="not valid YAML"):
+    with pytest.raises(ParamsError, match=r"line 2, column 1: .*not valid YAML"):
         load_section("tokenize", TokenizeParams, broken)
 
 
-# Keys a stage reads from another stage's section: the baseline is scored at evaluate's threshold.
-READ_ACROSS_SECTIONS = {"baseline": {"evaluate.threshold"}}
+# What a stage reads beyond its own section: both members and the combination are scored at
+# evaluate's threshold, and the combine stage writes evaluate's batch size into the predictor.
+READ_ACROSS_SECTIONS = {"linear": {"evaluate.threshold"}, "combine": {"evaluate"}}
 
 
-def test_dvc_yaml_lists_exactly_the_keys_each_stage_reads():
-    """A key a stage reads but dvc.yaml omits would change results without rerunning the stage."""
+def test_each_stage_tracks_its_whole_section_and_what_it_reads_across():
+    """A whole section: a misspelled key added to it reruns the stage, which then refuses it."""
     stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
-    for section, model in SECTIONS.items():
-        declared = set(stages[section]["params"])
-        own = {f"{section}.{field}" for field in model.model_fields}
-        assert declared == own | READ_ACROSS_SECTIONS.get(section, set()), section
+    for section in SECTIONS:
+        assert set(stages[section]["params"]) == {section} | READ_ACROSS_SECTIONS.get(
+            section, set()
+        )
+
+
+def test_non_finite_floats_and_out_of_range_seeds_are_refused(default_params):
+    for section, key, value in [
+        ("train", "learning_rate", float("inf")),
+        ("linear", "c", float("inf")),
+        ("train", "dropout", float("nan")),
+        ("ingest", "seed", -1),
+        ("embed", "seed", 2**32),
+    ]:
+        document = copy.deepcopy(default_params)
+        document[section][key] = value
+        message = _error_for(document, section, SECTIONS[section])
+        assert f"{section}.{key}" in message, message
+
+
+def test_duplicate_keys_are_named_with_their_line(tmp_path):
+    duplicated = tmp_path / "params.yaml"
+    duplicated.write_text("train:\n  units: 3\n  epochs: 2\n  units: 4\n")
+    with pytest.raises(ParamsError, match="line 4, column 3: key 'units' appears a second time"):
+        load_section("train", TrainParams, duplicated)
+
+
+def test_the_parameters_page_is_generated_from_the_models():
+    """docs/parameters.md is the output of `python -m imdb_rnn.params`: regenerate it with
+    `python -m imdb_rnn.params > docs/parameters.md` after changing a description."""
+    expected = parameters_markdown(yaml.safe_load((REPO_ROOT / "params.yaml").read_text()))
+    assert (REPO_ROOT / "docs" / "parameters.md").read_text() == expected
+
+
+def test_every_key_has_a_description():
+    for model in SECTIONS.values():
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            assert nested or field.description, f"{model.__name__}.{name} has no description"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 
 import pytest
@@ -24,52 +25,70 @@ def project(tmp_path, tiny_dataset) -> Project:
     return create_tiny_project(tmp_path / "project", tiny_dataset)
 
 
-ALL_STAGES = {"ingest", "tokenize", "embed", "train", "evaluate", "baseline"}
+ALL_STAGES = {"ingest", "tokenize", "embed", "train", "evaluate", "linear", "combine"}
 
 
 def test_repro_reruns_exactly_the_stages_downstream_of_a_change(project):
     assert project.repro() == ALL_STAGES
     assert project.repro() == set(), "a second repro with nothing changed must run nothing"
 
-    metrics = json.loads((project.root / "reports/metrics.json").read_text())
-    assert {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"} <= set(metrics)
-    assert metrics["test_reviews"] == 100
+    for model in ("rnn", "linear", "combined"):  # one schema: the columns line up
+        metrics = json.loads((project.root / f"reports/metrics/{model}.json").read_text())
+        assert set(metrics) == {"validation", "test"}
+        assert set(metrics["test"]) == {
+            "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"
+        }  # fmt: skip
     for plot in ("confusion_matrix.csv", "roc.csv", "precision_recall.csv"):
         assert (project.root / "reports/plots" / plot).stat().st_size > 0
     train_summary = json.loads((project.root / "reports/train/metrics.json").read_text())
     assert set(train_summary["saved_model"]) == {"epoch", "val_loss", "val_accuracy"}
     history = (project.root / "reports/train/plots/metrics/eval/accuracy.tsv").read_text()
     assert history.splitlines()[0] == "step\taccuracy" and len(history.splitlines()) == 3
+    environment = json.loads((project.root / "reports/environment.json").read_text())
+    assert environment["versions"]["tensorflow"] and environment["cpu"]["logical_cores"]
 
     project.set_param("train.units", 3)
-    assert project.repro() == {"train", "evaluate"}
+    assert project.repro() == {"train", "evaluate", "combine"}
 
-    project.set_param("evaluate.threshold", 0.6)  # the baseline is scored at the same threshold
-    assert project.repro() == {"evaluate", "baseline"}
-    baseline = json.loads((project.root / "reports/baseline.json").read_text())
-    assert baseline["threshold"] == 0.6
+    project.set_param("evaluate.threshold", 0.6)  # every model is scored at the same threshold
+    assert project.repro() == {"evaluate", "linear", "combine"}
+    assert json.loads((project.root / "models/predictor.json").read_text())["threshold"] == 0.6
 
-    project.set_param("baseline.ngram_max", 1)
-    assert project.repro() == {"baseline"}
+    project.set_param("linear.ngram_max", 1)
+    assert project.repro() == {"linear", "combine"}
+
+    project.set_param("combine.method", "average")
+    assert project.repro() == {"combine"}
 
     project.set_param("embed.epochs", 2)
-    assert project.repro() == {"embed", "train", "evaluate"}
+    assert project.repro() == {"embed", "train", "evaluate", "combine"}
 
     project.set_param("tokenize.vocab_size", 12)  # the toy reviews have 26 distinct words
-    assert project.repro() == {"tokenize", "embed", "train", "evaluate"}
+    assert project.repro() == {"tokenize", "embed", "train", "evaluate", "combine"}
 
     # A new sequence length rewrites the id matrices but not the vocabulary or the token corpus,
     # so DVC sees embed's inputs unchanged and skips it.
     project.set_param("tokenize.max_length", 12)
-    assert project.repro() == {"tokenize", "train", "evaluate"}
+    assert project.repro() == {"tokenize", "train", "evaluate", "combine"}
 
     shown = project.run("dvc", "plots", "show", "--json")
-    assert "Loss per epoch" in shown and "Confusion matrix (test)" in shown
+    assert "Loss per epoch" in shown and "Confusion matrix (test, combined model)" in shown
 
     predicted = project.run_process(
         "imdb-predict", "--json", "A great movie.", "Awful film.", "Fun!"
     )
     assert len(json.loads(predicted.stdout)) == 3  # stdout is pure JSON; TensorFlow logs to stderr
+
+
+def test_a_misspelled_key_added_to_params_yaml_is_reported_by_the_next_repro(project):
+    project.repro()
+    project.set_param("train.unitss", 16)
+    assert "train" in project.run("dvc", "status")
+    failed = subprocess.run(
+        ["dvc", "repro"], cwd=project.root, env=project.env, capture_output=True, text=True
+    )
+    assert failed.returncode != 0
+    assert "unknown key train.unitss (did you mean units?)" in failed.stdout + failed.stderr
 
 
 def experiments(project: Project) -> dict[str, dict]:
@@ -94,7 +113,7 @@ def test_exp_run_set_param_overrides_reach_the_stage(project):
     project.repro()
     project.commit("baseline")
     output = project.run("dvc", "exp", "run", "-n", "narrower", "-S", "train.units=3")
-    assert set(re.findall(r"Running stage '(\w+)'", output)) == {"train", "evaluate"}
+    assert set(re.findall(r"Running stage '(\w+)'", output)) == {"train", "evaluate", "combine"}
     assert experiments(project)["narrower"]["params"]["train"]["units"] == 3
 
 
@@ -123,5 +142,5 @@ def test_a_recipe_runs_unchanged_as_a_queued_experiment(project, tiny_dataset):
         == (recipe["train.early_stopping.patience"])
     )
     assert ran["params"]["train"]["epochs"] == 1
-    assert 0 <= ran["metrics"]["reports/metrics.json"]["accuracy"] <= 1
+    assert 0 <= ran["metrics"]["reports/metrics/combined.json"]["test"]["accuracy"] <= 1
     assert project.run("git", "status", "--porcelain") == "", "the workspace is left alone"

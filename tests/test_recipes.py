@@ -84,7 +84,7 @@ def test_the_dvc_command_writes_values_as_yaml(tmp_path):
     (tmp_path / "demo.yaml").write_text(
         "name: demo\nnotebook: x.txt\ndescription: d\n"
         "claimed: {accuracy: 0.8, what: validation}\nsubstitutions: [none]\n"
-        "set: {train.bidirectional: false, baseline.max_features: null, train.units: 8,\n"
+        "set: {train.bidirectional: false, linear.max_features: null, train.units: 8,\n"
         "      train.learning_rate: 0.0001, ingest.source: 'data/a: b.csv',\n"
         "      ingest.revision: 'null'}\n"
     )
@@ -92,7 +92,7 @@ def test_the_dvc_command_writes_values_as_yaml(tmp_path):
     assert command == [
         "dvc", "exp", "run", "--name", "demo", "--queue",
         "--set-param", "train.bidirectional=false",
-        "--set-param", "baseline.max_features=null",
+        "--set-param", "linear.max_features=null",
         "--set-param", "train.units=8",
         "--set-param", "train.learning_rate=0.0001",
         "--set-param", 'ingest.source="data/a: b.csv"',
@@ -113,7 +113,7 @@ def test_unknown_recipe_names_the_known_ones(tmp_path):
     with pytest.raises(ParamsError, match=r"only\.yaml: notebook: Field required"):
         load_recipe("only", tmp_path)
     (tmp_path / "broken.yaml").write_text("name: [unclosed\n")
-    with pytest.raises(ParamsError, match=r"broken\.yaml is not valid YAML"):
+    with pytest.raises(ParamsError, match=r"broken\.yaml: line 2, column 1: .*not valid YAML"):
         load_recipe("broken", tmp_path)
 
 
@@ -134,7 +134,9 @@ def test_extra_overrides_win_and_are_checked(monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert f"--name {name}-short" in printed and printed.count("train.epochs=") == 1
     assert "train.epochs=2" in printed
-    with pytest.raises(ParamsError, match=r"train\.epochs must be greater than or equal to 1"):
+    with pytest.raises(
+        ParamsError, match=r"--set: train\.epochs must be greater than or equal to 1"
+    ):
         main(["run", "--dry-run", name, "--set", "train.epochs=0"])
     with pytest.raises(ParamsError, match="write it as key=value"):
         main(["run", "--dry-run", name, "--set", "train.epochs"])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
-from imdb_rnn import sources
+from imdb_rnn import pretrained, sources
 from imdb_rnn.errors import DataError, SourceUnavailableError
 from tests.conftest import make_reviews
 
@@ -102,7 +102,9 @@ def small_vectors() -> KeyedVectors:
 def test_pretrained_vectors_from_a_local_file(tmp_path, small_vectors, vector_format, save):
     path = tmp_path / "vectors"
     save(small_vectors, str(path))
-    loaded = sources.load_pretrained_vectors(str(path), None, None, vector_format)
+    loaded = pretrained.load_pretrained_vectors(
+        str(path), None, None, vector_format, allow_pickle=vector_format == "gensim"
+    )
     np.testing.assert_array_equal(loaded["bad"], small_vectors["bad"])
 
 
@@ -114,9 +116,22 @@ def test_pretrained_vectors_offline_is_explained(monkeypatch):
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(SourceUnavailableError, match=r"set embed\.pretrained\.source to a local"):
-        sources.load_pretrained_vectors("fse/word2vec-google-news-300", "x.model", None, "gensim")
+        pretrained.load_pretrained_vectors(
+            "fse/word2vec-google-news-300", "x.model", None, "word2vec-binary", False
+        )
 
 
 def test_pretrained_hub_source_needs_a_filename():
     with pytest.raises(SourceUnavailableError, match=r"set embed\.pretrained\.filename"):
-        sources.load_pretrained_vectors("some/repo", None, None, "gensim")
+        pretrained.load_pretrained_vectors("some/repo", None, None, "word2vec-binary", False)
+
+
+def test_decode_keras_reviews_honours_reserved_ids():
+    word_index = {"the": 1, "movie": 2, "rocks": 3}
+    # 1 = start marker, 2 = OOV marker; words are their rank + index_from (3).
+    sequences = [[1, 4, 5, 2, 6], [1, 5, 0]]
+    assert sources.decode_keras_reviews(sequences, word_index) == ["the movie rocks", "movie"]
+    shifted = [[7, 8]]
+    assert sources.decode_keras_reviews(shifted, word_index, start_char=None, index_from=5) == [
+        "movie rocks"
+    ]

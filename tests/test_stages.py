@@ -4,66 +4,24 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from gensim.models import KeyedVectors
 
-from tests.conftest import REPO_ROOT, SHARED_IMDB_CACHE
-
-
-def run_stage(workdir: Path, name: str, *args: str, env: dict | None = None):
-    environment = os.environ | {"PYTHONPATH": str(REPO_ROOT)} | (env or {})
-    return subprocess.run(
-        [sys.executable, "-m", f"stages.{name}", *args],
-        cwd=workdir,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def error_line(result: subprocess.CompletedProcess) -> str:
-    """The stage's error: exactly one line, the last on stderr (log lines may come before it)."""
-    lines = result.stderr.strip().splitlines()
-    errors = [line for line in lines if ": error: " in line]
-    assert errors == lines[-1:], result.stderr
-    return errors[0]
-
-
-def write_params(workdir: Path, params: dict) -> None:
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
-
-
-INGEST_ARGS = ("--out-dir", "data/raw", "--report", "reports/data.json")
-TOKENIZE_ARGS = (
-    "--raw-dir",
-    "data/raw",
-    "--out-dir",
-    "data/tokenized",
-    "--report",
-    "reports/tokenize.json",
+from tests.conftest import SHARED_IMDB_CACHE
+from tests.stage_runner import (
+    EMBED_ARGS,
+    INGEST_ARGS,
+    TOKENIZE_ARGS,
+    error_line,
+    run_stage,
+    write_params,
 )
-EMBED_ARGS = (
-    "--vocabulary",
-    "data/tokenized/vocabulary.json",
-    "--corpus",
-    "data/tokenized/train_tokens.txt",
-    "--matrix",
-    "data/embedding/matrix.npy",
-    "--vectors",
-    "models/word_vectors.bin",
-    "--report",
-    "reports/embedding.json",
-)
+
+pytestmark = pytest.mark.slow  # trains Keras models or starts processes
 
 
 @pytest.fixture
@@ -84,9 +42,9 @@ def test_data_stages_write_every_declared_output(tmp_path, tiny_params):
     report = json.loads((tmp_path / "reports/data.json").read_text())
     assert [report[split]["rows"] for split in ("train", "validation", "test")] == [180, 20, 100]
 
-    arrays = np.load(tmp_path / "data/tokenized/train.npz")
-    assert arrays["ids"].shape == (180, 16) and arrays["ids"].dtype == np.int32
-    assert arrays["labels"].shape == (180,)
+    ids = np.load(tmp_path / "data/tokenized/train_ids.npy")
+    assert ids.shape == (180, 16) and ids.dtype == np.int32
+    assert np.load(tmp_path / "data/tokenized/train_labels.npy").shape == (180,)
     vocabulary = json.loads((tmp_path / "data/tokenized/vocabulary.json").read_text())
     assert vocabulary["tokens"][:2] == ["<pad>", "<oov>"] and len(vocabulary["tokens"]) <= 50
     corpus = (tmp_path / "data/tokenized/train_tokens.txt").read_text().splitlines()

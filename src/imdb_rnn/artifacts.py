@@ -69,7 +69,9 @@ def existing(path: Path) -> Path:
 def unreadable(path: Path, error: BaseException | str) -> DataError:
     """The error for a file that exists but cannot be parsed: truncated, corrupt or foreign."""
     detail = " ".join(str(error).split()) or type(error).__name__
-    return DataError(f"{path} is corrupt, truncated or not what it should be ({detail}); {RESTORE_HINT}")
+    return DataError(
+        f"{path} is corrupt, truncated or not what it should be ({detail}); {RESTORE_HINT}"
+    )
 
 
 def free_disk_bytes(path: Path) -> int:

@@ -48,7 +48,9 @@ def trim_padding(ids: np.ndarray, padding: str) -> np.ndarray:
     return ids[:, :width] if padding == "post" else ids[:, ids.shape[1] - width :]
 
 
-def bucketed_rows(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+def bucketed_rows(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     """Row indices of one epoch's batches: random pools, sorted by length inside each pool."""
     shuffled = rng.permutation(len(lengths))
     pool_size = batch_size * BATCHES_PER_POOL

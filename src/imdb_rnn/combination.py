@@ -25,7 +25,9 @@ PROBABILITY_FLOOR = 1e-7
 
 
 def log_odds(probabilities: np.ndarray) -> np.ndarray:
-    clipped = np.clip(np.asarray(probabilities, np.float64), PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+    clipped = np.clip(
+        np.asarray(probabilities, np.float64), PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR
+    )
     return logit(clipped)
 
 

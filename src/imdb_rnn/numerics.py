@@ -18,12 +18,15 @@ from __future__ import annotations
 import os
 import sys
 
-# The kernels that decide the bits of embed, train, evaluate and imdb-predict.
+# The kernels that decide the bits of embed, train, evaluate, linear, combine and imdb-predict.
 PINNED_KERNELS = {
-    # OpenBLAS: the Haswell kernels are AVX2 + FMA; without this, AVX-512 CPUs get SkylakeX ones.
+    # OpenBLAS (gensim's and scikit-learn's BLAS): the Haswell kernels are AVX2 + FMA; without
+    # this, AVX-512 CPUs get SkylakeX ones.
     "OPENBLAS_CORETYPE": "Haswell",
     # oneDNN (TensorFlow's matrix products on x86): AVX2 at most, whatever the CPU offers.
     "ONEDNN_MAX_CPU_ISA": "AVX2",
+    # NumPy's own SIMD loops (exp, log, sums...): the AVX2 (x86-64-v3) versions, not AVX-512's.
+    "NPY_ENABLE_CPU_FEATURES": "X86_V3",
 }
 # Set to 0 to run with whatever kernels the CPU offers (faster on some machines, bits differ).
 SWITCH_ENV = "IMDB_RNN_PORTABLE_NUMERICS"
@@ -35,16 +38,29 @@ def portable() -> bool:
     return os.environ.get(SWITCH_ENV, "1") != "0"
 
 
+def cpu_has_avx2() -> bool:
+    """Whether the pins can apply: they name AVX2 kernels, which an older CPU cannot run."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            return any(
+                line.startswith("flags") and " avx2" in line and " fma" in line for line in cpuinfo
+            )
+    except OSError:  # not Linux: leave the libraries to choose
+        return False
+
+
 def pin_kernels() -> None:
     """Set the pinned variables in this process's environment (before any library loads)."""
-    if portable():
+    if portable() and cpu_has_avx2():
         os.environ.update(PINNED_KERNELS)
 
 
 def pin_kernels_or_restart() -> None:
     """As pin_kernels, for an entry point that may already have loaded NumPy: if a variable is
     missing once a library that reads it is loaded, restart the process with it set."""
-    if not portable() or all(os.environ.get(k) == v for k, v in PINNED_KERNELS.items()):
+    if not portable() or not cpu_has_avx2():
+        return
+    if all(os.environ.get(name) == value for name, value in PINNED_KERNELS.items()):
         return
     pin_kernels()
     if any(name in sys.modules for name in _READERS):

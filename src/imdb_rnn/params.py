@@ -12,10 +12,12 @@ change results without DVC noticing.
 from __future__ import annotations
 
 import difflib
+import json
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
@@ -329,3 +331,68 @@ def _suggestion(location: tuple, model: type[BaseModel]) -> str:
     if close:
         return f" (did you mean {close[0]}?)"
     return f" (allowed: {', '.join(allowed)})"
+
+
+def parameters_markdown(document: dict[str, Any]) -> str:
+    """docs/parameters.md: every key, its value in ``document`` (params.yaml), what it allows and
+    what it means, all taken from the models above, so the descriptions live in one place."""
+    lines = [
+        "# Parameters",
+        "",
+        "Generated from `src/imdb_rnn/params.py` by"
+        " `python -m imdb_rnn.params > docs/parameters.md` (a test checks it is current).",
+        "Values are those of the committed `params.yaml`.",
+        "",
+        "All values live in `params.yaml`; no parameter has a default in code, because DVC",
+        "tracks (and `dvc params diff` shows) only what is written there. Each stage validates",
+        "its section before it loads any data: an unknown key (with a did-you-mean suggestion),",
+        'a wrong type (no silent coercion: `"400"` is not `400`), an out-of-range value, or',
+        "`.inf`/`.nan` stops it with one line that names the key. Values are read as YAML 1.2,",
+        "as DVC reads them, so `1e-4` is a number.",
+    ]
+    for section, model in SECTIONS.items():
+        lines += ["", f"## `{section}`", "", (model.__doc__ or "").strip(), ""]
+        lines += ["| key | value | allowed | meaning |", "| --- | --- | --- | --- |"]
+        lines += _rows(section, model, document.get(section) or {})
+    return "\n".join(lines) + "\n"
+
+
+def _rows(prefix: str, model: type[BaseModel], values: dict[str, Any]) -> list[str]:
+    rows = []
+    for name, field in model.model_fields.items():
+        key, annotation = f"{prefix}.{name}", field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows += _rows(key, annotation, values.get(name) or {})
+            continue
+        value = json.dumps(values.get(name))
+        rows.append(f"| `{key}` | `{value}` | {_allowed(field)} | {field.description} |")
+    return rows
+
+
+def _allowed(field: FieldInfo) -> str:
+    """What a field accepts, in words: its choices, or its type and bounds."""
+    options = list(get_args(field.annotation)) or [field.annotation]
+    nullable = type(None) in options
+    options = [option for option in options if option is not type(None)]
+    if get_origin(field.annotation) is Literal:
+        return ", ".join(f"`{choice}`" for choice in get_args(field.annotation))
+    kind = options[0]
+    if get_origin(kind) is Literal:
+        words = ", ".join(f"`{choice}`" for choice in get_args(kind))
+    elif kind is bool:
+        words = "`true`, `false`"
+    else:
+        words = kind.__name__
+        bounds = []
+        for constraint in field.metadata:
+            for attribute, symbol in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
+                limit = getattr(constraint, attribute, None)
+                if limit is not None:
+                    bounds.append(f"{symbol} {limit}")
+        if bounds:
+            words += " " + " and ".join(bounds)
+    return words + (", `null`" if nullable else "")
+
+
+if __name__ == "__main__":
+    print(parameters_markdown(read_document()), end="")

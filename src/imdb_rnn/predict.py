@@ -160,7 +160,11 @@ def main(argv: list[str] | None = None) -> None:
         for review, value, count in zip(reviews, probabilities, known, strict=True)
     ]
     if args.json:
-        print(json.dumps([asdict(p) for p in predictions], ensure_ascii=False, allow_nan=False, indent=2))
+        print(
+            json.dumps(
+                [asdict(p) for p in predictions], ensure_ascii=False, allow_nan=False, indent=2
+            )
+        )
         return
     for prediction in predictions:
         print(

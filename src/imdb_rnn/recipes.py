@@ -25,11 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from ruamel.yaml import YAML
+from ruamel.yaml import YAML, YAMLError
 
 from imdb_rnn import cli
 from imdb_rnn.errors import ParamsError
-from imdb_rnn.params import PARAMS_FILE, SECTIONS, parse_section, read_document
+from imdb_rnn.params import (
+    PARAMS_FILE,
+    SECTIONS,
+    describe_yaml_error,
+    parse_section,
+    read_document,
+)
 
 RECIPES_DIR = Path("recipes")
 
@@ -88,10 +94,17 @@ def apply_overrides(document: dict, overrides: dict[str, Any]) -> dict:
     return updated
 
 
-def validate(document: dict) -> None:
-    """Every section must still validate after the overrides (types, ranges, cross-key rules)."""
+def validate(document: dict, origin: str = "params.yaml") -> None:
+    """Every section must still validate after the overrides (types, ranges, cross-key rules).
+
+    ``origin`` is blamed for a bad value: the recipe file or --set that supplied it, not
+    params.yaml, which was fine before the overrides.
+    """
     for section, model in SECTIONS.items():
-        parse_section(document, section, model)
+        try:
+            parse_section(document, section, model)
+        except ParamsError as error:
+            raise ParamsError(str(error).replace("params.yaml:", f"{origin}:")) from None
 
 
 def dvc_command(
@@ -113,7 +126,13 @@ def parse_overrides(assignments: list[str]) -> dict[str, Any]:
         key, separator, value = assignment.partition("=")
         if not separator or not key:
             raise ParamsError(f"--set {assignment!r}: write it as key=value, e.g. train.epochs=2")
-        overrides[key.strip()] = YAML(typ="safe", pure=True).load(value)
+        try:
+            overrides[key.strip()] = YAML(typ="safe", pure=True).load(value)
+        except YAMLError as error:
+            raise ParamsError(
+                f"--set {assignment!r}: the value is not valid YAML ({describe_yaml_error(error)});"
+                " quote it, e.g. --set 'ingest.source=\"my file.csv\"'"
+            ) from None
     return overrides
 
 
@@ -154,16 +173,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.command == "list":
+        broken = []
         for name in recipe_names():
-            recipe = load_recipe(name)
+            try:
+                recipe = load_recipe(name)
+            except ParamsError as error:  # one broken file must not hide the others
+                broken.append(str(error))
+                continue
             claim = recipe.claimed.accuracy
             print(f"{name:32} claims {claim if claim is not None else '-'}: {recipe.description}")
+        if broken:
+            raise ParamsError(f"{len(broken)} recipe(s) could not be read: {'; '.join(broken)}")
         return
     document = read_document(PARAMS_FILE)
     recipes = [load_recipe(name) for name in args.names]
     extra = parse_overrides(args.set)
     for recipe in recipes:  # check them all before running any
-        validate(apply_overrides(document, recipe.set | extra))
+        validate(apply_overrides(document, recipe.set), str(RECIPES_DIR / f"{recipe.name}.yaml"))
+        validate(apply_overrides(document, recipe.set | extra), "--set")
     for recipe in recipes:
         command = dvc_command(recipe, args.queue, extra, recipe.name + args.suffix)
         print(shlex.join(command), flush=True)

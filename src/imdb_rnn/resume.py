@@ -105,7 +105,9 @@ def capture(
     for callback in callbacks:
         name = type(callback).__name__
         if name in CALLBACK_COUNTERS:
-            counters[name] = {key: _plain(getattr(callback, key)) for key in CALLBACK_COUNTERS[name]}
+            counters[name] = {
+                key: _plain(getattr(callback, key)) for key in CALLBACK_COUNTERS[name]
+            }
         if isinstance(callback, keras.callbacks.EarlyStopping) and callback.best_weights:
             best_weights = [np.asarray(weight) for weight in callback.best_weights]
     return SavedState(

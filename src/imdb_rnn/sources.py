@@ -111,7 +111,9 @@ def read_local_table(path: Path) -> pd.DataFrame:
             " convert it first, e.g. iconv -f latin1 -t utf-8"
         ) from None
     except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty; it needs a header row 'text,label' and reviews") from None
+        raise DataError(
+            f"{path} is empty; it needs a header row 'text,label' and reviews"
+        ) from None
     except pd.errors.ParserError as error:
         detail = " ".join(str(error).split())
         raise DataError(

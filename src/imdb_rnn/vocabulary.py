@@ -71,9 +71,7 @@ def build_vocabulary(
     return vocabulary_from_counts(counts, vocab_size, min_frequency)
 
 
-def vocabulary_from_counts(
-    counts: Counter[str], vocab_size: int, min_frequency: int
-) -> Vocabulary:
+def vocabulary_from_counts(counts: Counter[str], vocab_size: int, min_frequency: int) -> Vocabulary:
     """The vocabulary of word counts gathered elsewhere (e.g. while streaming the corpus)."""
     counts = Counter(counts)
     for reserved in RESERVED_TOKENS:  # a review could contain the literal text "<pad>"

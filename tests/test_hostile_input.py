@@ -1,0 +1,452 @@
+"""Hostile and careless input: no silent wrong result, no traceback, no code execution.
+
+Each case is one a careless or hostile user produced on an earlier version (see
+docs/hostile-input.md for the table of cases and outcomes). A user error must end in exactly one
+line that names the problem and the fix, exit status 1, and no half-written output.
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imdb_rnn import cli, predict
+from imdb_rnn.errors import DataError, ParamsError, PipelineError
+from imdb_rnn.evaluation import compute_metrics
+from imdb_rnn.pretrained import load_pretrained_vectors
+from imdb_rnn.recipes import main as recipe_main
+from tests.conftest import make_reviews
+from tests.stage_runner import (
+    EMBED_ARGS,
+    INGEST_ARGS,
+    TOKENIZE_ARGS,
+    run_stage,
+    stage_args,
+    write_params,
+)
+from tests.test_predict import build_predictor
+
+PREDICT = [str(Path(sys.executable).parent / "imdb-predict")]
+
+
+@pytest.fixture
+def tiny_params(default_params, tiny_dataset) -> dict:
+    params = copy.deepcopy(default_params)
+    params["ingest"]["source"] = str(tiny_dataset)
+    params["tokenize"] |= {"vocab_size": 50, "max_length": 16}
+    params["embed"] |= {"dimension": 8, "epochs": 1, "min_count": 1}
+    params["train"] |= {"units": 4, "epochs": 1}
+    return params
+
+
+@pytest.fixture
+def tokenized(tmp_path, tiny_params) -> Path:
+    """A scratch directory after ingest and tokenize."""
+    write_params(tmp_path, tiny_params)
+    for name, args in (("ingest", INGEST_ARGS), ("tokenize", TOKENIZE_ARGS)):
+        assert run_stage(tmp_path, name, *args).returncode == 0
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    return build_predictor(tmp_path_factory.mktemp("project"))
+
+
+def run_predict(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*PREDICT, *args], input=stdin, capture_output=True, timeout=120, env=os.environ.copy()
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    stderr = result.stderr if isinstance(result.stderr, str) else result.stderr.decode()
+    lines = [line for line in stderr.strip().splitlines() if ": error: " in line]
+    assert result.returncode in (1, 2) and len(lines) == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+# 1. One review per line means \n (and \r\n), nothing else.
+@pytest.mark.parametrize(
+    "separator", ["\u0085", "\u2028", "\u2029", "\r", "\f", "\v", "\x1c", "\x1d", "\x1e"]
+)
+def test_characters_that_splitlines_breaks_at_stay_inside_the_review(separator):
+    text = f"First review{separator}still the first.\r\nSecond review.\n"
+    assert predict.split_reviews(text) == [
+        f"First review{separator}still the first.",
+        "Second review.",
+    ]
+
+
+@pytest.mark.slow
+def test_a_file_of_reviews_gives_exactly_one_row_per_line(manifest, tmp_path):
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_text("Great\u2028film.\nAwful\x85waste.\nFun\rride.\n", encoding="utf-8")
+    result = run_predict("--predictor", str(manifest), "--json", "--file", str(reviews))
+    assert result.returncode == 0, result.stderr.decode()
+    assert len(json.loads(result.stdout)) == 3
+
+
+@pytest.mark.slow
+# 2. A vocabulary, encoding or model from another run is refused, naming the files.
+def test_a_shuffled_vocabulary_of_the_same_size_is_refused(tmp_path):
+    manifest = build_predictor(tmp_path)
+    vocabulary_file = tmp_path / "data" / "vocabulary.json"
+    vocabulary = json.loads(vocabulary_file.read_text())
+    vocabulary["tokens"][2], vocabulary["tokens"][3] = (
+        vocabulary["tokens"][3],
+        vocabulary["tokens"][2],
+    )
+    vocabulary_file.write_text(json.dumps(vocabulary))
+    line = one_line_error(run_predict("--predictor", str(manifest), "A great film."))
+    assert "vocabulary.json changed after the combine stage evaluated it" in line
+    # and the model itself refuses it, whatever a manifest says
+    from imdb_rnn.encoding import read_encoding
+    from imdb_rnn.model_file import check_belongs_together
+    from imdb_rnn.vocabulary import read_vocabulary
+
+    encoding_file = tmp_path / "data" / "encoding.json"
+    with pytest.raises(DataError, match="was trained with another vocabulary than"):
+        check_belongs_together(
+            tmp_path / "models" / "model.keras",
+            read_vocabulary(vocabulary_file),
+            vocabulary_file,
+            read_encoding(encoding_file),
+            encoding_file,
+        )
+
+
+@pytest.mark.slow
+def test_evaluate_refuses_a_vocabulary_the_model_was_not_trained_with(tokenized, tiny_params):
+    for name in ("embed", "train"):
+        result = run_stage(tokenized, name, *stage_args(name))
+        assert result.returncode == 0, result.stderr
+    vocabulary_file = tokenized / "data/tokenized/vocabulary.json"
+    vocabulary = json.loads(vocabulary_file.read_text())
+    vocabulary["tokens"] = vocabulary["tokens"][:2] + vocabulary["tokens"][2:][::-1]
+    vocabulary_file.write_text(json.dumps(vocabulary))
+    result = run_stage(tokenized, "evaluate", *stage_args("evaluate"))
+    line = one_line_error(result)
+    assert "models/model.keras was trained with another vocabulary than" in line
+    assert not (tokenized / "reports/metrics/rnn.json").exists()
+
+
+@pytest.mark.slow
+# 3. Non-finite values: refused as parameters, stopped in training, never written as JSON.
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("train", "learning_rate", float("inf")),
+        ("linear", "c", float("inf")),
+        ("train", "dropout", float("nan")),
+        ("ingest", "validation_fraction", float("nan")),
+    ],
+)
+def test_non_finite_parameters_stop_the_stage_in_one_line(
+    tmp_path, tiny_params, section, key, value
+):
+    tiny_params[section][key] = value  # written as YAML's .inf / .nan
+    write_params(tmp_path, tiny_params)
+    assert (
+        ".inf" in (tmp_path / "params.yaml").read_text()
+        or ".nan" in (tmp_path / "params.yaml").read_text()
+    )
+    line = one_line_error(run_stage(tmp_path, section, *stage_args(section)))
+    assert f"{section}.{key}" in line and "finite" in line
+
+
+def test_metrics_of_a_one_label_split_hold_null_not_nan(tmp_path):
+    metrics = compute_metrics(np.array([1, 1, 1]), np.array([0.9, 0.2, 0.7]), 0.5)
+    assert metrics["roc_auc"] is None
+    from imdb_rnn import artifacts
+
+    artifacts.write_json(metrics, tmp_path / "metrics.json")
+    assert "NaN" not in (tmp_path / "metrics.json").read_text()
+
+
+@pytest.mark.slow
+def test_predict_json_never_holds_nan(manifest):
+    result = run_predict("--predictor", str(manifest), "--json", "zzzz qqqq")
+    assert result.returncode == 0 and "NaN" not in result.stdout.decode()
+
+
+# 6. No pickle without an explicit opt-in, and never one that calls anything but vectors.
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch EXPLOITED",))
+
+
+def test_gensim_vectors_need_an_explicit_opt_in(tmp_path):
+    with pytest.raises(ParamsError, match="allow_pickle: true only for a file you trust"):
+        load_pretrained_vectors(str(tmp_path / "v.model"), None, None, "gensim", False)
+
+
+def test_a_malicious_vectors_pickle_is_refused_unrun(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "evil.model").write_bytes(pickle.dumps(_Exploit()))
+    with pytest.raises(DataError, match=r"it refers to (posix|os)\.system"):
+        load_pretrained_vectors(str(tmp_path / "evil.model"), None, None, "gensim", True)
+    assert not (tmp_path / "EXPLOITED").exists()
+
+
+def test_the_default_hub_vectors_are_pinned_to_a_commit(default_params):
+    revision = default_params["embed"]["pretrained"]["revision"]
+    assert revision and len(revision) == 40 and int(revision, 16) >= 0
+
+
+@pytest.mark.slow
+# 7. Unreadable sources.
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("reviews.csv", "text,label\nUn film très réussi,1\n".encode("latin-1"), "is not UTF-8"),
+        ("reviews.csv", b"", "is empty"),
+        ("reviews.parquet", b"PAR1\x00\x00garbage", "is not a readable parquet file"),
+    ],
+)
+def test_unreadable_local_sources_are_one_line(tmp_path, tiny_params, name, content, expected):
+    (tmp_path / name).write_bytes(content)
+    tiny_params["ingest"] |= {"source": str(tmp_path / name), "protocol": "random"}
+    write_params(tmp_path, tiny_params)
+    line = one_line_error(run_stage(tmp_path, "ingest", *INGEST_ARGS))
+    assert expected in line and name in line
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.slow
+def test_a_truncated_parquet_shard_is_named(tmp_path, tiny_params, tiny_dataset):
+    shard = next(tiny_dataset.rglob("train*.parquet"))
+    shard.write_bytes(shard.read_bytes()[:200])
+    write_params(tmp_path, tiny_params)
+    line = one_line_error(run_stage(tmp_path, "ingest", *INGEST_ARGS))
+    assert shard.name in line and "truncated" in line
+
+
+@pytest.mark.slow
+# 8. Parameters that validate but used to crash later.
+@pytest.mark.parametrize(
+    ("section", "key", "value", "expected"),
+    [
+        ("ingest", "seed", -1, "ingest.seed must be greater than or equal to 0"),
+        ("embed", "seed", 2**32, "embed.seed must be less than or equal to 4294967295"),
+        ("ingest", "max_reviews_per_split", 1, "ingest.max_reviews_per_split must be greater"),
+    ],
+)
+def test_parameters_that_used_to_crash_later_fail_at_once(
+    tmp_path, tiny_params, section, key, value, expected
+):
+    tiny_params[section][key] = value
+    write_params(tmp_path, tiny_params)
+    stage = section
+    assert expected in one_line_error(run_stage(tmp_path, stage, *stage_args(stage)))
+
+
+@pytest.mark.slow
+def test_a_split_of_one_label_is_refused(tmp_path, tiny_params):
+    reviews = make_reviews(40)
+    reviews.loc[reviews.index[:20], "label"] = 1  # the test split gets positives only
+    directory = tmp_path / "source"
+    directory.mkdir()
+    make_reviews(100, seed=3).to_parquet(directory / "train.parquet")
+    reviews[reviews["label"] == 1].to_parquet(directory / "test.parquet")
+    tiny_params["ingest"]["source"] = str(directory)
+    write_params(tmp_path, tiny_params)
+    line = one_line_error(run_stage(tmp_path, "ingest", *INGEST_ARGS))
+    assert "the test split has reviews of one label only" in line
+
+
+@pytest.mark.slow
+def test_an_id_matrix_too_large_for_the_disk_is_refused_before_allocating(tmp_path, tiny_params):
+    write_params(tmp_path, tiny_params)
+    assert run_stage(tmp_path, "ingest", *INGEST_ARGS).returncode == 0
+    tiny_params["tokenize"]["max_length"] = 10**12
+    write_params(tmp_path, tiny_params)
+    line = one_line_error(run_stage(tmp_path, "tokenize", *TOKENIZE_ARGS))
+    assert "would need" in line and "lower tokenize.max_length" in line
+    assert not (tmp_path / "data/tokenized").exists() or not any(
+        (tmp_path / "data/tokenized").glob("*.npy")
+    )
+
+
+@pytest.mark.slow
+# 9. Corrupt intermediate files.
+@pytest.mark.parametrize(
+    ("stage", "victim", "damage", "expected"),
+    [
+        ("train", "data/tokenized/train_ids.npy", "truncate", "is corrupt, truncated"),
+        ("embed", "data/tokenized/vocabulary.json", "truncate", "is corrupt, truncated"),
+        ("train", "data/tokenized/encoding.json", "drop-key", "truncating: Field required"),
+        ("embed", "data/tokenized/train_tokens.txt", "directory", "is a directory"),
+    ],
+)
+def test_corrupt_intermediate_files_are_named(tokenized, stage, victim, damage, expected):
+    path = tokenized / victim
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[: max(len(path.read_bytes()) // 3, 1)])
+    elif damage == "drop-key":
+        data = json.loads(path.read_text())
+        del data["truncating"]
+        path.write_text(json.dumps(data))
+    else:
+        path.unlink()
+        path.mkdir()
+    if stage == "train":
+        assert run_stage(tokenized, "embed", *EMBED_ARGS).returncode == 0
+    line = one_line_error(run_stage(tokenized, stage, *stage_args(stage)))
+    assert victim in line and expected in line
+
+
+@pytest.mark.slow
+def test_a_truncated_model_is_named_not_missing(manifest, tmp_path):
+    project = tmp_path / "copy"
+    build_predictor(project)
+    model = project / "models" / "model.keras"
+    model.write_bytes(model.read_bytes()[:5000])
+    line = one_line_error(run_predict("--predictor", str(project / "models/predictor.json"), "x"))
+    assert "model.keras changed after the combine stage" in line  # its hash no longer matches
+    from imdb_rnn.model_file import read_classifier
+
+    with pytest.raises(DataError, match="is not a readable Keras model file"):
+        read_classifier(model)
+
+
+@pytest.mark.slow
+def test_a_model_safe_mode_refuses_is_one_line(tmp_path):
+    import keras
+
+    from imdb_rnn.encoding import Encoding
+    from imdb_rnn.model_file import read_classifier, training_record, write_model
+    from imdb_rnn.vocabulary import build_vocabulary
+
+    inputs = keras.Input((3,))
+    outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)  # arbitrary code: refused
+    record = training_record(
+        build_vocabulary([["a"]], 5, 1), Encoding(max_length=3, padding="post", truncating="pre")
+    )
+    write_model(keras.Model(inputs, outputs), tmp_path / "lambda.keras", record)
+    with pytest.raises(DataError, match="safe mode refuses to run") as caught:
+        read_classifier(tmp_path / "lambda.keras")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.slow
+# 10. imdb-predict's own options and output.
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--batch-size", "0"], "must be at least 1, got 0"),
+        (["--batch-size", "-5"], "must be at least 1, got -5"),
+        (["--threshold", "nan"], "must be between 0 and 1"),
+        (["--threshold", "1.5"], "must be between 0 and 1"),
+    ],
+)
+def test_bad_predict_options_are_one_line(manifest, options, expected):
+    line = one_line_error(run_predict("--predictor", str(manifest), *options, "Good."))
+    assert expected in line
+
+
+@pytest.mark.slow
+def test_a_directory_given_as_file_is_named(manifest, tmp_path):
+    line = one_line_error(run_predict("--predictor", str(manifest), "--file", str(tmp_path)))
+    assert "is a directory" in line
+
+
+@pytest.mark.slow
+def test_tabs_and_escape_sequences_do_not_reach_the_tab_separated_output(manifest):
+    result = run_predict("--predictor", str(manifest), "Great\tfilm \x1b[31mred\x1b[0m!")
+    fields = result.stdout.decode().rstrip("\n").split("\t")
+    assert len(fields) == 3 and "\x1b" not in fields[2]
+
+
+@pytest.mark.slow
+def test_reviews_without_a_known_word_are_flagged(manifest):
+    result = run_predict("--predictor", str(manifest), "--json", "🎬🍿", "A great film.")
+    predictions = json.loads(result.stdout)
+    assert predictions[0]["known_words"] == 0 and predictions[1]["known_words"] > 0
+    assert "review(s) 1 have no word the vocabulary knows" in result.stderr.decode()
+
+
+# 11. imdb-recipe.
+@pytest.fixture
+def recipe_project(tmp_path, monkeypatch):
+    from tests.conftest import REPO_ROOT
+
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "params.yaml").write_text((REPO_ROOT / "params.yaml").read_text())
+    good = (REPO_ROOT / "recipes" / "seed-001-lstm.yaml").read_text()
+    (tmp_path / "recipes" / "seed-001-lstm.yaml").write_text(good)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_a_broken_recipe_file_does_not_hide_the_others(recipe_project, capsys):
+    (recipe_project / "recipes" / "broken.yaml").write_text("name: broken\nset: {a: 1, a: 2}\n")
+    with pytest.raises(ParamsError, match=r"broken\.yaml: line 2, .*key 'a' appears a second"):
+        recipe_main(["list"])
+    assert "seed-001-lstm" in capsys.readouterr().out
+
+
+def test_a_bad_value_in_a_recipe_is_blamed_on_the_recipe(recipe_project):
+    path = recipe_project / "recipes" / "seed-001-lstm.yaml"
+    path.write_text(path.read_text().replace("train.units: 64", 'train.units: "64"'))
+    with pytest.raises(ParamsError, match=r"recipes/seed-001-lstm\.yaml: train\.units"):
+        recipe_main(["run", "--dry-run", "seed-001-lstm"])
+
+
+def test_a_set_value_that_is_not_yaml_is_one_line(recipe_project):
+    with pytest.raises(ParamsError, match=r"--set 'train\.epochs=\[1': the value is not valid"):
+        recipe_main(["run", "--dry-run", "seed-001-lstm", "--set", "train.epochs=[1"])
+
+
+# Beyond the list: the machine itself fails.
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [
+        (errno.ENOSPC, "free some disk space"),
+        (errno.EROFS, "read-only"),
+        (errno.EACCES, "check the permissions"),
+    ],
+)
+def test_environment_errors_are_one_line(number, expected, capsys):
+    def main():
+        raise OSError(number, os.strerror(number), "data/raw/train.parquet")
+
+    with pytest.raises(SystemExit) as stopped:
+        cli.run(main, "ingest")
+    assert stopped.value.code == 1
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("ingest: error: ") and expected in line and "train.parquet" in line
+
+
+def test_every_user_error_type_is_a_pipeline_error():
+    from imdb_rnn.errors import SourceUnavailableError, TrainingDivergedError
+
+    for error in (DataError, ParamsError, SourceUnavailableError, TrainingDivergedError):
+        assert issubclass(error, PipelineError)
+
+
+@pytest.mark.slow
+def test_an_unreadable_review_file_in_the_pipeline_is_named(tokenized):
+    victim = tokenized / "data/raw/validation.parquet"
+    victim.write_bytes(b"not parquet")
+    line = one_line_error(run_stage(tokenized, "linear", *stage_args("linear")))
+    assert "validation.parquet is corrupt" in line
+
+
+def test_reviews_that_read_as_null_stay_text(tmp_path):
+    from imdb_rnn.sources import read_local_table
+
+    path = tmp_path / "reviews.csv"
+    pd.DataFrame({"text": ["NA", "null", "fine"], "label": [0, 1, 1]}).to_csv(path, index=False)
+    assert read_local_table(path)["text"].tolist() == ["NA", "null", "fine"]
