@@ -35,7 +35,14 @@ def test_every_recipe_gives_valid_parameters(name):
     recipe = load_recipe(name, REPO_ROOT / RECIPES_DIR)
     document = read_document(REPO_ROOT / PARAMS_FILE)
     validate(apply_overrides(document, recipe.set))
-    assert recipe.substitutions, "say what differs from the notebook, even if only the data source"
+    assert recipe.all_substitutions(), "say what differs from the notebook, even the data source"
+
+
+def test_show_prints_the_standard_substitutions_in_full(monkeypatch, capsys):
+    monkeypatch.chdir(REPO_ROOT)
+    main(["show", "seed-001-lstm"])
+    shown = capsys.readouterr().out
+    assert "cannot be downloaded offline" in shown and 'train.model: "lstm"' in shown
 
 
 def leaf_keys(document: dict, dotted_prefix: str) -> list[str]:
@@ -83,7 +90,8 @@ def test_an_unknown_key_is_a_one_line_error():
 def test_the_dvc_command_writes_values_as_yaml(tmp_path):
     (tmp_path / "demo.yaml").write_text(
         "name: demo\nnotebook: x.txt\ndescription: d\n"
-        "claimed: {accuracy: 0.8, what: validation}\nsubstitutions: [none]\n"
+        "claimed: {accuracy: 0.8, what: validation}\nstandard_substitutions: []\n"
+        "substitutions: [none]\n"
         "set: {train.bidirectional: false, linear.max_features: null, train.units: 8,\n"
         "      train.learning_rate: 0.0001, ingest.source: 'data/a: b.csv',\n"
         "      ingest.revision: 'null'}\n"

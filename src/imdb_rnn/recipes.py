@@ -7,6 +7,7 @@ the parameter models, then runs plain `dvc exp run -n <recipe> -S key=value ...`
 it), so every recipe is also an ordinary experiment that `dvc exp show` compares.
 
     imdb-recipe list
+    imdb-recipe show seed-001-lstm           # the claim, every substitution, the overrides
     imdb-recipe run seed-001-lstm            # runs now
     imdb-recipe run --queue seed-001-lstm    # then: dvc queue start
     imdb-recipe run --dry-run seed-001-lstm  # print the dvc command only
@@ -22,7 +23,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML, YAMLError
@@ -47,6 +48,34 @@ class Claim(BaseModel):
     what: str  # which split, which epoch: claims are only comparable when this matches
 
 
+# What most seed notebooks do that this pipeline does differently, said once here; a recipe names
+# the ones that apply to it and lists only its own, specific substitutions.
+STANDARD_SUBSTITUTIONS = {
+    "keras-imdb-data": (
+        "Data: the notebook reads Keras' preprocessed IMDB (keras.datasets.imdb.load_data), which"
+        " cannot be downloaded offline; the recipe reads the same 50,000 reviews as raw text from"
+        " Hugging Face stanfordnlp/imdb (ingest.source huggingface, official 25k train / 25k test)."
+    ),
+    "keras-word-index": (
+        "Tokenization: Keras' fixed word index (punctuation stripped, a start marker prepended,"
+        " num_words counting its reserved ids) is replaced by this pipeline's tokenizer and a"
+        " vocabulary built from the training split only; tokenize.vocab_size is the notebook's"
+        " num_words and counts padding and OOV; <br /> is removed, ! and ? are tokens, there is no"
+        " start marker; min_frequency 1 because Keras has no minimum count."
+    ),
+    "keras-uniform-embedding": (
+        "Embedding: Keras' uniform(-0.05, 0.05) initialisation is embed.method random at the"
+        " notebook's dimension, except that the padding row starts at zero (still trainable, since"
+        " nothing is masked)."
+    ),
+    "unmasked-padding": (
+        "Padding is not masked in the notebook (no mask_zero): train.mask_padding false and"
+        " therefore train.bucket_by_length false; pad_sequences' defaults (padding and truncating"
+        " 'pre') are kept."
+    ),
+}
+
+
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,8 +83,14 @@ class Recipe(BaseModel):
     notebook: str
     description: str
     claimed: Claim
-    substitutions: list[str]
+    standard_substitutions: list[Literal[tuple(STANDARD_SUBSTITUTIONS)]]  # type: ignore[misc]
+    substitutions: list[str]  # the recipe's own
     set: dict[str, Any]
+
+    def all_substitutions(self) -> list[str]:
+        return [STANDARD_SUBSTITUTIONS[key] for key in self.standard_substitutions] + list(
+            self.substitutions
+        )
 
 
 def load_recipe(name: str, directory: Path = RECIPES_DIR) -> Recipe:
@@ -153,6 +188,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="the recipes and what their notebooks claim")
+    show = commands.add_parser("show", help="one recipe: its claim, every substitution, its set")
+    show.add_argument("name")
     run = commands.add_parser("run", help="run one or more recipes as DVC experiments")
     run.add_argument("names", nargs="+")
     run.add_argument("--queue", action="store_true", help="queue them; run with dvc queue start")
@@ -184,6 +221,17 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:32} claims {claim if claim is not None else '-'}: {recipe.description}")
         if broken:
             raise ParamsError(f"{len(broken)} recipe(s) could not be read: {'; '.join(broken)}")
+        return
+    if args.command == "show":
+        recipe = load_recipe(args.name)
+        print(f"{recipe.name} ({recipe.notebook}): {recipe.description}")
+        print(f"claimed: {recipe.claimed.accuracy} ({recipe.claimed.what})")
+        print("substitutions:")
+        for substitution in recipe.all_substitutions():
+            print(f"  - {substitution}")
+        print("set:")
+        for key, value in recipe.set.items():
+            print(f"  {key}: {yaml_scalar(value)}")
         return
     document = read_document(PARAMS_FILE)
     recipes = [load_recipe(name) for name in args.names]
