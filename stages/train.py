@@ -14,19 +14,23 @@ the same bytes as a run that was never interrupted (see imdb_rnn.resume).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 from imdb_rnn import artifacts, cli
-from imdb_rnn.encoding import read_encoding
+from imdb_rnn.encoding import Encoding, read_encoding
 from imdb_rnn.errors import DataError
 from imdb_rnn.params import TrainParams, load_section
-from imdb_rnn.vocabulary import read_vocabulary
+from imdb_rnn.vocabulary import Vocabulary, read_vocabulary
 
 log = logging.getLogger("stages.train")
 
@@ -56,44 +60,63 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def input_files(args: argparse.Namespace) -> dict[str, Path]:
-    return {
-        str(path): path
-        for path in (
-            args.train_ids,
-            args.train_labels,
-            args.validation_ids,
-            args.validation_labels,
-            args.vocabulary,
-            args.encoding,
-            args.matrix,
-        )
-    }
+    paths = (
+        args.train_ids,
+        args.train_labels,
+        args.validation_ids,
+        args.validation_labels,
+        args.vocabulary,
+        args.encoding,
+        args.matrix,
+    )
+    return {str(path): path for path in paths}
 
 
-def check_inputs(
-    train_ids, validation_ids, train_labels, validation_labels, matrix, vocabulary, args
-):
-    """Arrays that do not belong together fail here, in one line, not inside TensorFlow."""
-    if len(matrix) != len(vocabulary):
+@dataclass(frozen=True)
+class TrainingInputs:
+    vocabulary: Vocabulary
+    encoding: Encoding
+    train: tuple[np.ndarray, np.ndarray]  # ids (memory-mapped), labels
+    validation: tuple[np.ndarray, np.ndarray]
+    matrix: np.ndarray
+
+
+def read_inputs(args: argparse.Namespace) -> TrainingInputs:
+    """Every input, checked to belong together, before TensorFlow is imported."""
+    inputs = TrainingInputs(
+        vocabulary=read_vocabulary(args.vocabulary),
+        encoding=read_encoding(args.encoding),
+        train=(
+            artifacts.read_array(args.train_ids, memory_map=True),
+            artifacts.read_array(args.train_labels),
+        ),
+        validation=(
+            artifacts.read_array(args.validation_ids, memory_map=True),
+            artifacts.read_array(args.validation_labels),
+        ),
+        matrix=artifacts.read_array(args.matrix),
+    )
+    if len(inputs.matrix) != len(inputs.vocabulary):
         raise DataError(
-            f"{args.matrix} has {len(matrix)} rows but {args.vocabulary} has {len(vocabulary)}"
-            " ids; they come from different runs, rerun the pipeline with dvc repro"
+            f"{args.matrix} has {len(inputs.matrix)} rows but {args.vocabulary} has"
+            f" {len(inputs.vocabulary)} ids; they come from different runs, rerun dvc repro"
         )
-    for ids, labels, ids_path, labels_path in (
-        (train_ids, train_labels, args.train_ids, args.train_labels),
-        (validation_ids, validation_labels, args.validation_ids, args.validation_labels),
+    for (ids, labels), ids_path, labels_path in (
+        (inputs.train, args.train_ids, args.train_labels),
+        (inputs.validation, args.validation_ids, args.validation_labels),
     ):
         if ids.ndim != 2 or len(ids) != len(labels) or len(ids) == 0:
             raise DataError(
                 f"{ids_path} {ids.shape} and {labels_path} {labels.shape} do not match;"
                 " rerun dvc repro tokenize"
             )
-        largest = int(max(ids[start : start + 65536].max() for start in range(0, len(ids), 65536)))
-        if largest >= len(vocabulary):
+        largest = max(int(ids[start : start + 65536].max()) for start in range(0, len(ids), 65536))
+        if largest >= len(inputs.vocabulary):
             raise DataError(
                 f"token id {largest} in {ids_path} has no row in {args.matrix}"
-                f" ({len(matrix)} rows); the files come from different runs, rerun dvc repro"
+                f" ({len(inputs.matrix)} rows); the files come from different runs, rerun dvc repro"
             )
+    return inputs
 
 
 def replace_directory(source: Path, target: Path) -> None:
@@ -107,16 +130,7 @@ def replace_directory(source: Path, target: Path) -> None:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     params = load_section("train", TrainParams)
-    vocabulary = read_vocabulary(args.vocabulary)
-    encoding = read_encoding(args.encoding)
-    train_ids = artifacts.read_array(args.train_ids, memory_map=True)
-    train_labels = artifacts.read_array(args.train_labels)
-    validation_ids = artifacts.read_array(args.validation_ids, memory_map=True)
-    validation_labels = artifacts.read_array(args.validation_labels)
-    matrix = artifacts.read_array(args.matrix)
-    check_inputs(
-        train_ids, validation_ids, train_labels, validation_labels, matrix, vocabulary, args
-    )
+    inputs = read_inputs(args)
 
     # Imported here so that a bad parameter or a missing file is reported before TensorFlow's
     # multi-second import.
@@ -129,6 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
     from imdb_rnn.model import (
         build_classifier,
         compile_classifier,
+        distribution_strategy,
         fit_classifier,
         saved_epoch,
         seed_everything,
@@ -151,14 +166,17 @@ def main(argv: list[str] | None = None) -> dict:
     )
     state_dir.lock(args.model)
     saved = state_dir.load()
+    strategy = distribution_strategy(params.distribution)
 
     seed_everything(params.seed, params.deterministic)
-    model = compile_classifier(build_classifier(params, matrix), params)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = compile_classifier(build_classifier(params, inputs.matrix), params)
+        if saved is not None:
+            resume.restore_variables(model, saved)
     model.summary(print_fn=log.info)
     if not uses_cudnn_kernels(params):
         log.info("these settings rule out the cuDNN kernels: a GPU will run the generic ones")
     if saved is not None:
-        resume.restore_variables(model, saved)
         log.info(
             "resuming at epoch %d of %d (saved %s)",
             saved.epochs_done + 1,
@@ -166,6 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
             datetime.fromtimestamp(saved.saved_at).strftime("%H:%M"),
         )
 
+    schedule = training_callbacks(params)
     # DVCLive writes beside the state and moves into --log-dir only when training succeeds, so a
     # failed or killed run leaves no half-written curves. dvcyaml=False: dvc.yaml already declares
     # these; save_dvc_exp=False: `dvc repro` / `dvc exp run` own the experiment.
@@ -175,16 +194,15 @@ def main(argv: list[str] | None = None) -> dict:
     logger = DVCLiveCallback(live=live)
     for epoch, logs in enumerate(saved.history if saved else []):
         logger.on_epoch_end(epoch, dict(logs))  # replay: every step once, in order
-    schedule = training_callbacks(params)
     checkpoint = resume.Checkpoint(state_dir.path, schedule, saved)
     first_epoch = saved.epochs_done if saved else 0
     started = time.perf_counter()
     fit_classifier(
         model,
         params,
-        (train_ids, train_labels),
-        (validation_ids, validation_labels),
-        encoding.padding,
+        inputs.train,
+        inputs.validation,
+        inputs.encoding.padding,
         callbacks=[*schedule, logger, checkpoint],
         initial_epoch=first_epoch,
         # early stopping may already have ended the run before it was killed
@@ -204,7 +222,6 @@ def main(argv: list[str] | None = None) -> dict:
             save_seconds,
             100 * save_seconds / per_epoch if per_epoch else 0,
         )
-
     # DVCLive's summary holds the last epoch; early stopping may have restored an earlier one, so
     # record the validation scores of the weights actually saved.
     best = saved_epoch(schedule, len(history))
@@ -214,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
         "val_accuracy": history[best]["val_accuracy"],
     }
     live.make_summary()
-    write_model(model, args.model, training_record(vocabulary, encoding))
+    write_model(model, args.model, training_record(inputs.vocabulary, inputs.encoding))
     replace_directory(state_dir.live_dir, args.log_dir)
     artifacts.write_json(describe_environment(), args.environment)
     state_dir.remove()

@@ -53,13 +53,18 @@ def train_word2vec(corpus: Iterable[Sequence[str]], params: EmbedParams) -> Keye
     """Train Word2Vec on tokenised reviews and return its word vectors.
 
     ``corpus`` is iterated once to count words and once per epoch; a streaming corpus (such as
-    TokenCorpus) keeps memory independent of its size. Bit-identical vectors from run to run need
-    all three of: ``workers=1`` (with more threads the order in which updates land varies), a
-    fixed ``seed``, and a process-independent ``hashfxn``.
+    TokenCorpus) keeps memory independent of its size. With ``params.corpus_file`` it must be a
+    TokenCorpus, whose file gensim then reads itself, one part per worker thread.
+
+    Bit-identical vectors from run to run need all three of: ``workers=1`` (with more threads the
+    order in which updates land varies), a fixed ``seed``, and a process-independent ``hashfxn``.
     """
     started = time.perf_counter()
+    # corpus_file: every worker thread reads its own share of the file; sentences: one stream,
+    # which with one worker gives the same vectors on every run
+    source = {"corpus_file": str(corpus.path)} if params.corpus_file else {"sentences": corpus}
     model = Word2Vec(
-        sentences=corpus,
+        **source,
         vector_size=params.dimension,
         window=params.window,
         min_count=params.min_count,

@@ -123,6 +123,10 @@ class EmbedParams(_Section):
     workers: int = Field(
         ge=1, description="Word2Vec threads; only 1 gives bit-identical vectors on every run"
     )
+    corpus_file: bool = Field(
+        description="gensim's corpus_file mode: each worker thread reads its own part of the"
+        " corpus file (fast with many workers on a large corpus; results differ from run to run)"
+    )
     pretrained: PretrainedVectorsParams
 
 
@@ -183,6 +187,10 @@ class TrainParams(_Section):
     )
     deterministic: bool = Field(
         description="TensorFlow op determinism: identical reruns (no cost measured on CPU)"
+    )
+    distribution: Literal["none", "mirrored"] = Field(
+        description="none: one device; mirrored: a replica on every GPU of this machine,"
+        " gradients all-reduced each step (docs/scaling.md)"
     )
 
     @model_validator(mode="after")
