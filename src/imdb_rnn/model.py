@@ -1,4 +1,4 @@
-"""The recurrent sentiment classifier: building, training, reading back and predicting.
+"""The recurrent sentiment classifier: building, training and predicting (its file: model_file).
 
 Every architecture in the seed notebooks is one setting of TrainParams: SimpleRNN, LSTM or GRU,
 optionally bidirectional and stacked, over an embedding initialised from the embed stage's matrix,

@@ -1,16 +1,18 @@
 """Portable numerics: pin the kernels that decide floating-point bits, before the libraries load.
 
-OpenBLAS (which gensim's Word2Vec calls through SciPy) and oneDNN (which TensorFlow uses for its
-matrix products) pick their kernels for the CPU they run on: AVX-512 kernels on one machine, AVX2
-on another, and the two sum in different orders, so the same training gives different bits. Both
-read an environment variable when they load, which caps what they may pick. Capping both at AVX2,
-which every x86-64 machine of the last decade has, makes the embedding matrix and the trained
-model the same bytes on any such machine, AVX-512 or not (docs/reproducing.md has the
-measurements, including what the cap costs).
+OpenBLAS (which gensim's Word2Vec and scikit-learn call through SciPy and NumPy), oneDNN (which
+TensorFlow uses for its matrix products) and NumPy's own SIMD loops pick their kernels for the CPU
+they run on: AVX-512 kernels on one machine, AVX2 on another, and the two sum in different orders,
+so the same training gives different bits. Each reads an environment variable when it loads that
+caps what it may pick. Capping all three at AVX2 (with FMA), which x86-64 CPUs have had since
+2013-2015, makes the embedding matrix, the model and every prediction the same bytes on any such
+machine, AVX-512 or not, whatever its core count (tests/test_numerics.py emulates other machines;
+docs/reproducing.md has the measurements, including what the cap costs).
 
 The variables must be set before NumPy, SciPy or TensorFlow is imported, so ``stages/__init__.py``
 calls ``pin_kernels`` first thing, and imdb-predict restarts itself once with them set. This module
-imports nothing heavy, for that reason.
+imports nothing heavy, for that reason. On a CPU without AVX2 nothing is pinned (the kernels
+named would not run there), and environment.json says so.
 """
 
 from __future__ import annotations

@@ -71,15 +71,18 @@ def fingerprint(settings: Mapping[str, Any], files: Mapping[str, Path]) -> str:
     return digest.hexdigest()
 
 
-def loaded_code(root: Path) -> dict[str, Path]:
-    """The source files of every module loaded so far from under ``root``, by their path
-    relative to it: the code that is running."""
-    root = root.resolve()
+def loaded_code(
+    project: Path, code_directories: Sequence[str] = ("src", "stages")
+) -> dict[str, Path]:
+    """The source files of this project's modules loaded so far, by their path relative to the
+    project: the code that is running (a virtual environment inside the project is not code)."""
+    project = project.resolve()
+    roots = [project / directory for directory in code_directories]
     files = {}
     for module in list(sys.modules.values()):
         origin = getattr(module, "__file__", None)
-        if origin and Path(origin).resolve().is_relative_to(root):
-            files[str(Path(origin).resolve().relative_to(root))] = Path(origin)
+        if origin and any(Path(origin).resolve().is_relative_to(root) for root in roots):
+            files[str(Path(origin).resolve().relative_to(project))] = Path(origin)
     return files
 
 
