@@ -116,10 +116,11 @@ RERUNS = {
     "linear": {"linear"},
     "combination": {"combine"},
     "predictor_file": {"combine"},
-    # imdb-predict and imdb-recipe only: no stage runs them
+    # imdb-predict, imdb-recipe and imdb-plots only: no stage runs them
     "serving": set(),
     "predict": set(),
     "recipes": set(),
+    "plots": set(),
     # cannot change an output (see CANNOT_CHANGE_RESULTS)
     "errors": set(),
     "cli": set(),
