@@ -13,8 +13,7 @@ import logging
 from pathlib import Path
 
 from imdb_rnn import artifacts, cli
-from imdb_rnn.encoding import read_encoding
-from imdb_rnn.errors import DataError
+from imdb_rnn.encoding import check_id_split, read_encoding
 from imdb_rnn.evaluation import compute_metrics
 from imdb_rnn.model_file import check_belongs_together
 from imdb_rnn.params import EvaluateParams, load_section
@@ -48,10 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         ids_path, labels_path = getattr(args, f"{split}_ids"), getattr(args, f"{split}_labels")
         ids = artifacts.read_array(ids_path, memory_map=True)
         labels = artifacts.read_array(labels_path)
-        if len(ids) != len(labels):
-            raise DataError(
-                f"{ids_path} has {len(ids)} rows but {labels_path} {len(labels)}; rerun dvc repro"
-            )
+        check_id_split(ids, labels, len(vocabulary), ids_path, labels_path)
         splits[split] = (ids, labels)
 
     # Imported only now, so that bad parameters and missing files fail before TensorFlow loads.

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from imdb_rnn import artifacts, cli
-from imdb_rnn.encoding import Encoding, read_encoding
+from imdb_rnn.encoding import Encoding, check_id_split, read_encoding
 from imdb_rnn.errors import DataError
 from imdb_rnn.params import TrainParams, load_section
 from imdb_rnn.vocabulary import Vocabulary, read_vocabulary
@@ -96,26 +96,16 @@ def read_inputs(args: argparse.Namespace) -> TrainingInputs:
         ),
         matrix=artifacts.read_array(args.matrix),
     )
-    if len(inputs.matrix) != len(inputs.vocabulary):
+    if inputs.matrix.ndim != 2 or len(inputs.matrix) != len(inputs.vocabulary):
         raise DataError(
-            f"{args.matrix} has {len(inputs.matrix)} rows but {args.vocabulary} has"
-            f" {len(inputs.vocabulary)} ids; they come from different runs, rerun dvc repro"
+            f"{args.matrix} {inputs.matrix.shape} does not have one row per id of"
+            f" {args.vocabulary} ({len(inputs.vocabulary)} ids); they come from different runs,"
+            " rerun dvc repro"
         )
-    for (ids, labels), ids_path, labels_path in (
-        (inputs.train, args.train_ids, args.train_labels),
-        (inputs.validation, args.validation_ids, args.validation_labels),
-    ):
-        if ids.ndim != 2 or len(ids) != len(labels) or len(ids) == 0:
-            raise DataError(
-                f"{ids_path} {ids.shape} and {labels_path} {labels.shape} do not match;"
-                " rerun dvc repro tokenize"
-            )
-        largest = max(int(ids[start : start + 65536].max()) for start in range(0, len(ids), 65536))
-        if largest >= len(inputs.vocabulary):
-            raise DataError(
-                f"token id {largest} in {ids_path} has no row in {args.matrix}"
-                f" ({len(inputs.matrix)} rows); the files come from different runs, rerun dvc repro"
-            )
+    check_id_split(*inputs.train, len(inputs.vocabulary), args.train_ids, args.train_labels)
+    check_id_split(
+        *inputs.validation, len(inputs.vocabulary), args.validation_ids, args.validation_labels
+    )
     return inputs
 
 
@@ -135,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     # Imported here so that a bad parameter or a missing file is reported before TensorFlow's
     # multi-second import.
     import keras
+    import tensorflow as tf
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
@@ -157,12 +148,14 @@ def main(argv: list[str] | None = None) -> dict:
         {
             "params": params.model_dump(),
             "numerics": numerics_settings(),
-            "versions": {"keras": keras.__version__, "python": sys.version.split()[0]},
+            "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
+                         "numpy": np.__version__, "python": sys.version.split()[0]},
         },
         input_files(args) | resume.loaded_code(PROJECT_ROOT),
-    )
+    )  # fmt: skip
+    shared = os.environ.get(STATE_DIR_ENV)
     state_dir = resume.StateDirectory(
-        Path(os.environ.get(STATE_DIR_ENV) or args.state_dir), run_fingerprint
+        Path(shared or args.state_dir), run_fingerprint, shared=bool(shared)
     )
     state_dir.lock(args.model)
     saved = state_dir.load()
@@ -185,12 +178,15 @@ def main(argv: list[str] | None = None) -> dict:
         )
 
     schedule = training_callbacks(params)
-    # DVCLive writes beside the state and moves into --log-dir only when training succeeds, so a
-    # failed or killed run leaves no half-written curves. dvcyaml=False: dvc.yaml already declares
-    # these; save_dvc_exp=False: `dvc repro` / `dvc exp run` own the experiment.
-    if state_dir.live_dir.exists():
-        shutil.rmtree(state_dir.live_dir)
-    live = Live(str(state_dir.live_dir), dvcyaml=False, save_dvc_exp=False)
+    # DVCLive writes into a hidden directory beside --log-dir (same file system, so the final move
+    # is a rename) and its files move into --log-dir only when training succeeds: a failed or
+    # killed run leaves no half-written curves, and a resumed one replays the saved history.
+    # dvcyaml=False: dvc.yaml already declares these; save_dvc_exp=False: `dvc repro` and
+    # `dvc exp run` own the experiment.
+    live_dir = args.log_dir.parent / f".{args.log_dir.name}.live"
+    if live_dir.exists():
+        shutil.rmtree(live_dir)
+    live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False)
     logger = DVCLiveCallback(live=live)
     for epoch, logs in enumerate(saved.history if saved else []):
         logger.on_epoch_end(epoch, dict(logs))  # replay: every step once, in order
@@ -224,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
     # DVCLive's summary holds the last epoch; early stopping may have restored an earlier one, so
     # record the validation scores of the weights actually saved.
-    best = saved_epoch(schedule, len(history))
+    best = saved_epoch(schedule, epochs_done=len(history))
     live.summary["saved_model"] = {
         "epoch": best + 1,
         "val_loss": history[best]["val_loss"],
@@ -232,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     live.make_summary()
     write_model(model, args.model, training_record(inputs.vocabulary, inputs.encoding))
-    replace_directory(state_dir.live_dir, args.log_dir)
+    replace_directory(live_dir, args.log_dir)
     artifacts.write_json(describe_environment(), args.environment)
     state_dir.remove()
     return {

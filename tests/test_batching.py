@@ -66,7 +66,7 @@ def test_unbucketed_batches_keep_full_length_rows():
 def test_lengths_of_a_memory_mapped_array_are_read_in_slices(tmp_path, monkeypatch):
     import imdb_rnn.batching
 
-    monkeypatch.setattr(imdb_rnn.batching, "SCAN_ROWS", 2)
+    monkeypatch.setattr(imdb_rnn.batching, "SCAN_ROWS", 2)  # as imported from encoding
     np.save(tmp_path / "ids.npy", np.array([[1, 0], [1, 1], [0, 0], [2, 0], [3, 3]], np.int32))
     ids = np.load(tmp_path / "ids.npy", mmap_mode="r")
     assert review_lengths(ids).tolist() == [1, 2, 0, 1, 2]

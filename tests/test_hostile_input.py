@@ -450,3 +450,66 @@ def test_reviews_that_read_as_null_stay_text(tmp_path):
     path = tmp_path / "reviews.csv"
     pd.DataFrame({"text": ["NA", "null", "fine"], "label": [0, 1, 1]}).to_csv(path, index=False)
     assert read_local_table(path)["text"].tolist() == ["NA", "null", "fine"]
+
+
+# Found in review: more user errors that used to end in tracebacks.
+def test_a_linear_model_with_no_n_gram_left_is_one_line(default_params):
+    from imdb_rnn.linear import fit_linear
+    from imdb_rnn.params import LinearParams
+
+    params = LinearParams.model_validate(default_params["linear"] | {"min_df": 50})
+    with pytest.raises(DataError, match=r"no n-gram occurs in at least linear\.min_df \(50\)"):
+        fit_linear(["great film", "awful film"], np.array([1, 0]), params)
+
+
+def test_word2vec_with_no_frequent_word_is_one_line(default_params):
+    from imdb_rnn.embedding import train_word2vec
+    from imdb_rnn.params import EmbedParams
+
+    params = EmbedParams.model_validate(default_params["embed"] | {"min_count": 100})
+    with pytest.raises(DataError, match=r"no training word occurs embed\.min_count \(100\) times"):
+        train_word2vec([["great", "film"], ["awful", "film"]], params)
+
+
+def test_a_predictor_naming_an_unknown_member_or_nan_is_refused(manifest, tmp_path):
+    from imdb_rnn.predictor_file import read_manifest
+
+    data = json.loads(manifest.read_text())
+    for broken in (
+        {"weights": {"rnn": 0.5, "cnn": 0.5}},
+        {"intercept": float("nan")},
+    ):
+        path = tmp_path / "predictor.json"
+        path.write_text(json.dumps(data | broken))
+        with pytest.raises(DataError, match="is not a predictor written by the combine stage"):
+            read_manifest(path)
+
+
+def test_a_state_directory_that_is_a_file_is_one_line(tmp_path):
+    from imdb_rnn.resume import StateDirectory
+
+    (tmp_path / "state").write_text("")
+    with pytest.raises(DataError, match="is a file; give a directory"):
+        StateDirectory(tmp_path / "state", "0" * 64, shared=True)
+
+
+def test_ids_outside_the_vocabulary_are_refused_before_tensorflow(tmp_path):
+    from imdb_rnn.encoding import check_id_split
+
+    ids, labels = np.array([[2, 3], [9, 0]], np.int32), np.array([1, 0], np.int8)
+    with pytest.raises(DataError, match=r"ids outside the vocabulary's 0\.\.4"):
+        check_id_split(ids, labels, 5, Path("ids.npy"), Path("labels.npy"))
+    with pytest.raises(DataError, match="labels other than 0 and 1"):
+        check_id_split(ids[:, :1] % 5, np.array([1, 2]), 5, Path("ids.npy"), Path("labels.npy"))
+    with pytest.raises(DataError, match="are not one split's ids and labels"):
+        check_id_split(ids, labels[:1], 10, Path("ids.npy"), Path("labels.npy"))
+
+
+def test_ctrl_c_is_one_line(capsys):
+    def main():
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as stopped:
+        cli.run(main, "train")
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err.strip().startswith("train: error: interrupted")

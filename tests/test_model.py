@@ -179,11 +179,11 @@ def test_saved_model_loads_in_safe_mode_with_identical_predictions(
 def test_saved_epoch_follows_early_stopping_restoration(default_params):
     restoring = keras.callbacks.EarlyStopping(restore_best_weights=True)
     restoring.best_weights, restoring.best_epoch = [np.zeros(1)], 2
-    assert saved_epoch([restoring], epochs_run=5) == 2
+    assert saved_epoch([restoring], epochs_done=5) == 2
     keeping_last = keras.callbacks.EarlyStopping(restore_best_weights=False)
     keeping_last.best_weights, keeping_last.best_epoch = [np.zeros(1)], 2
-    assert saved_epoch([keeping_last], epochs_run=5) == 4
-    assert saved_epoch([], epochs_run=5) == 4
+    assert saved_epoch([keeping_last], epochs_done=5) == 4
+    assert saved_epoch([], epochs_done=5) == 4
 
 
 @pytest.mark.parametrize("mask_padding", [True, False])
@@ -271,7 +271,8 @@ def test_a_loss_that_becomes_nan_stops_training_with_a_clear_error(default_param
     broken[2:] = np.nan  # any cause of a non-finite loss will do
     model = compile_classifier(build_classifier(params, broken), params)
     with pytest.raises(
-        TrainingDivergedError, match=r"became nan at epoch 1, batch \d+.*learning_rate"
+        TrainingDivergedError,
+        match=r"the loss became nan in epoch 1; nothing was saved.*learning_rate",
     ):
         fit_classifier(model, params, batch, batch, "post", callbacks=[], verbose=0)
 

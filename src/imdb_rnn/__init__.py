@@ -1,5 +1,10 @@
 """IMDB sentiment with recurrent networks: the library behind the DVC stages in ``stages/``.
 
-Modules, in pipeline order: ``sources`` and ``data`` (ingest), ``text`` (tokenize), ``embedding``
-(embed); ``params`` validates params.yaml, ``artifacts`` reads and writes every file.
+docs/pipeline.md maps each module to the stages that use it.
 """
+
+# Modules that cannot change any output: error types and their one-line messages, logging and
+# progress, the validation of values DVC already tracks as params, and the description of the
+# machine. dvc.yaml lists them as no stage's dependency (tests/test_dvc_yaml.py), and a saved
+# training state survives an edit to them (imdb_rnn.resume).
+CANNOT_CHANGE_RESULTS = frozenset({"errors", "cli", "params", "environment"})

@@ -15,8 +15,8 @@ encoding, the model) have their reader and writer beside that object, built on t
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -74,6 +74,15 @@ def unreadable(path: Path, error: BaseException | str) -> DataError:
     )
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with existing(path).open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def free_disk_bytes(path: Path) -> int:
     """Free space on the file system that ``path`` (or its nearest existing parent) lives on."""
     for candidate in (path, *path.absolute().parents):
@@ -107,11 +116,6 @@ def read_json(path: Path) -> Any:
         return json.loads(existing(path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise unreadable(path, error) from None
-
-
-def finite_or_none(value: float) -> float | None:
-    """A float that may be written to JSON: NaN and infinities become null."""
-    return value if math.isfinite(value) else None
 
 
 def write_reviews(frame: pd.DataFrame, path: Path) -> None:

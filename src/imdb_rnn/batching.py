@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from imdb_rnn.encoding import SCAN_ROWS
 from imdb_rnn.vocabulary import PADDING_ID
 
 # Large enough that a pool holds many reviews of every length (so batches are nearly uniform in
 # length), small enough that each epoch still mixes short and long batches throughout.
 BATCHES_PER_POOL = 50
-# Rows per slice when scanning a whole (possibly memory-mapped) id array.
-SCAN_ROWS = 65_536
 
 
 def review_lengths(ids: np.ndarray) -> np.ndarray:

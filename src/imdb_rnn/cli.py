@@ -70,7 +70,9 @@ def run(main: Callable[[], Mapping | None], name: str, log_level: str = "INFO") 
         where = f" ({error.filename})" if error.filename else ""
         fail(name, f"{error.strerror}{where}; {_ENVIRONMENT_ERRORS[error.errno]}")
     except Terminated:
-        fail(name, "stopped by SIGTERM (its parent process ended); nothing was written", 143)
+        fail(name, "stopped by SIGTERM (its parent process ended); no output was written", 143)
+    except KeyboardInterrupt:
+        fail(name, "interrupted; no output was written (a training resumes where it stopped)", 130)
     seconds = time.perf_counter() - started
     peak = peak_memory_mib()
     log.info("%s finished in %.1f s, peak memory %.0f MiB", name, seconds, peak)

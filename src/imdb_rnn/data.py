@@ -165,7 +165,7 @@ def make_splits(
             )
         )
     for name, frame in splits.items():
-        # One label only: accuracy is meaningless, ROC-AUC undefined, and the baseline cannot fit.
+        # One label only: accuracy is meaningless, ROC-AUC undefined, the linear member cannot fit.
         if frame["label"].nunique() < 2:
             raise DataError(
                 f"the {name} split has reviews of one label only ({len(frame)} reviews, label"

@@ -1,8 +1,8 @@
 """Word vectors and the embedding matrix that initialises the model's Embedding layer.
 
-The matrix has one row per vocabulary id (see imdb_rnn.text): row 0, padding, is all zeros; a word
-with a vector gets that vector; every other row (the OOV id, words the vectors lack) gets small
-random values, so a trainable embedding can still learn them.
+The matrix has one row per vocabulary id (see imdb_rnn.vocabulary): row 0, padding, is all zeros;
+a word with a vector gets that vector; every other row (the OOV id, words the vectors lack) gets
+small random values, so a trainable embedding can still learn them.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from gensim.models.callbacks import CallbackAny2Vec
 
 from imdb_rnn import artifacts
 from imdb_rnn.cli import ProgressLog
+from imdb_rnn.errors import DataError
 from imdb_rnn.params import EmbedParams
 from imdb_rnn.vocabulary import PADDING_ID, RESERVED_TOKENS, Vocabulary
 
@@ -62,9 +63,10 @@ def train_word2vec(corpus: Iterable[Sequence[str]], params: EmbedParams) -> Keye
     started = time.perf_counter()
     # corpus_file: every worker thread reads its own share of the file; sentences: one stream,
     # which with one worker gives the same vectors on every run
-    source = {"corpus_file": str(corpus.path)} if params.corpus_file else {"sentences": corpus}
+    source = (
+        {"corpus_file": str(corpus.path)} if params.corpus_file else {"corpus_iterable": corpus}
+    )
     model = Word2Vec(
-        **source,
         vector_size=params.dimension,
         window=params.window,
         min_count=params.min_count,
@@ -74,6 +76,20 @@ def train_word2vec(corpus: Iterable[Sequence[str]], params: EmbedParams) -> Keye
         seed=params.seed,
         workers=params.workers,
         hashfxn=stable_hash,
+    )
+    # What Word2Vec(sentences=...) does in one call, in two, so that an empty vocabulary can be
+    # reported in one line rather than as gensim's RuntimeError.
+    model.build_vocab(**source)
+    if not model.wv.index_to_key:
+        raise DataError(
+            f"no training word occurs embed.min_count ({params.min_count}) times, so Word2Vec"
+            " has nothing to learn; lower embed.min_count or use more reviews"
+        )
+    model.train(
+        **source,
+        total_examples=model.corpus_count,
+        total_words=model.corpus_total_words,
+        epochs=model.epochs,
         callbacks=[_EpochProgress(params.epochs)],
     )
     log.info(

@@ -101,3 +101,29 @@ class EncodingStats:
             "oov_rate": round(self.oov_tokens / self.tokens, 4) if self.tokens else 0.0,
             "truncated_share": round(self.truncated / self.reviews, 4) if self.reviews else 0.0,
         }
+
+
+# Rows per slice when scanning a whole (possibly memory-mapped) id matrix.
+SCAN_ROWS = 65_536
+
+
+def check_id_split(
+    ids: np.ndarray, labels: np.ndarray, vocabulary_size: int, ids_path: Path, labels_path: Path
+) -> None:
+    """Refuse an id matrix and labels that do not belong together or to the vocabulary, in one
+    line, before TensorFlow sees them (an out-of-range id crashes it on a CPU and reads zeros on
+    a GPU). The matrix is scanned in slices, so a memory-mapped one is never loaded whole."""
+    if ids.ndim != 2 or labels.ndim != 1 or len(ids) != len(labels) or len(ids) == 0:
+        raise DataError(
+            f"{ids_path} {ids.shape} and {labels_path} {labels.shape} are not one split's ids"
+            " and labels; rerun dvc repro tokenize"
+        )
+    if not np.isin(labels, (0, 1)).all():
+        raise DataError(f"{labels_path} holds labels other than 0 and 1; rerun dvc repro tokenize")
+    for start in range(0, len(ids), SCAN_ROWS):
+        rows = ids[start : start + SCAN_ROWS]
+        if rows.min() < 0 or rows.max() >= vocabulary_size:
+            raise DataError(
+                f"{ids_path} holds ids outside the vocabulary's 0..{vocabulary_size - 1}; the"
+                " files come from different runs, rerun dvc repro"
+            )

@@ -25,6 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 
 from imdb_rnn import artifacts
+from imdb_rnn.errors import DataError
 from imdb_rnn.params import LinearParams
 from imdb_rnn.text import tokenize
 
@@ -103,7 +104,13 @@ def fit_linear(texts: Sequence[str], labels: np.ndarray, params: LinearParams) -
         min_df=params.min_df,
         max_features=params.max_features,
     )
-    counts = vectorizer.fit_transform(list(texts))
+    try:
+        counts = vectorizer.fit_transform(list(texts))
+    except ValueError as error:  # no n-gram survives min_df / max_features
+        raise DataError(
+            f"no n-gram occurs in at least linear.min_df ({params.min_df}) of the"
+            f" {len(texts)} training reviews ({error}); lower linear.min_df or use more reviews"
+        ) from None
     if params.features == "nb":
         scale = log_count_ratio(counts, labels)
     else:

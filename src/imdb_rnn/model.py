@@ -199,32 +199,28 @@ class EpochTracker(keras.callbacks.Callback):
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """End training with a clear error as soon as a loss is NaN or infinite.
+    """End training with a clear error when an epoch's loss is NaN or infinite.
 
     Keras' TerminateOnNaN only stops early, and the stage would then save (and DVC record) a
-    broken model. Raising here leaves every output unwritten.
+    broken model. This runs before the logger and the checkpoint (fit_classifier puts it first),
+    so raising here leaves every output unwritten. Checked once per epoch, not per batch: one
+    non-finite batch makes the epoch's mean loss non-finite too, and a per-batch check would make
+    Keras copy every batch's logs from the device.
     """
 
     def __init__(self, learning_rate: float):
         super().__init__()
         self.learning_rate = learning_rate
-        self.epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._check((logs or {}).get("loss"), f"epoch {self.epoch + 1}, batch {batch + 1}")
 
     def on_epoch_end(self, epoch, logs=None):
-        self._check((logs or {}).get("val_loss"), f"validation after epoch {epoch + 1}")
-
-    def _check(self, loss, where: str) -> None:
-        if loss is not None and not math.isfinite(float(loss)):
-            raise TrainingDivergedError(
-                f"the training loss became {float(loss)} at {where}; nothing was saved. Lower"
-                f" train.learning_rate (now {self.learning_rate}) or check the inputs"
-            )
+        for name in ("loss", "val_loss"):
+            value = (logs or {}).get(name)
+            if value is not None and not math.isfinite(float(value)):
+                raise TrainingDivergedError(
+                    f"the {name.replace('val_', 'validation ')} became {float(value)} in epoch"
+                    f" {epoch + 1}; nothing was saved. Lower train.learning_rate (now"
+                    f" {self.learning_rate}) or check the inputs"
+                )
 
 
 def predict_probabilities(
@@ -305,7 +301,7 @@ def _row_batches(ids: np.ndarray, labels: np.ndarray, batch_size: int):
         yield ids[start : start + batch_size], labels[start : start + batch_size]
 
 
-def saved_epoch(callbacks: list[keras.callbacks.Callback], epochs_run: int) -> int:
+def saved_epoch(callbacks: list[keras.callbacks.Callback], epochs_done: int) -> int:
     """The 0-based epoch whose weights the model ends training with.
 
     EarlyStopping with restore_best_weights rolls the model back to its best epoch at the end of
@@ -318,4 +314,4 @@ def saved_epoch(callbacks: list[keras.callbacks.Callback], epochs_run: int) -> i
             and callback.best_weights is not None
         ):
             return callback.best_epoch
-    return epochs_run - 1
+    return epochs_done - 1

@@ -1,8 +1,10 @@
 """Typed parameters: one frozen pydantic model per section of ``params.yaml``.
 
-A stage validates its own section before it loads any data, so a misspelled key, a wrong type or an
-out-of-range value costs a second, not a half-finished run. Each model's field names are exactly the
-keys that the stage lists under ``params:`` in ``dvc.yaml`` (a test keeps the two in step).
+A stage validates its own section before it loads any data, so a misspelled key, a wrong type, an
+out-of-range value or a non-finite float costs a second, not a half-finished run. dvc.yaml tracks
+each stage's whole section (tests/test_params.py checks), so a key added by mistake reruns the stage
+that then refuses it. Each key's description lives here once; docs/parameters.md is generated
+from it.
 
 No field has a default: params.yaml is the single place where values live, because DVC tracks
 (and `dvc params diff` shows) only the values written there. A value defaulted in Python would

@@ -39,8 +39,12 @@ def offline_template(bundle: str) -> str:
 
 
 def vega_bundle() -> str:
-    import vl_convert
-
+    try:
+        import vl_convert
+    except ImportError:
+        raise PipelineError(
+            "vl-convert-python is not installed; pip install -e . -c constraints.txt"
+        ) from None
     return vl_convert.javascript_bundle()
 
 
@@ -67,7 +71,12 @@ def main(argv: list[str] | None = None) -> None:
             else ["dvc", "plots", "show"]
         )
         command += ["--html-template", str(template), "--out", str(args.out), *args.dvc_args]
-        completed = subprocess.run(command)
+        try:
+            completed = subprocess.run(command)
+        except FileNotFoundError:
+            raise PipelineError(
+                "dvc is not on PATH; activate the project's virtual environment"
+            ) from None
     if completed.returncode != 0:
         raise PipelineError(f"{' '.join(command[:3])} failed (exit status {completed.returncode})")
     print(f"offline plots: {args.out / 'index.html'}")

@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
         raise DataError(
             "no reviews to classify; pass them as arguments, with --file, or on standard input"
         )
+    import numpy as np
+
     from imdb_rnn.serving import known_words, load_predictor  # NumPy and TensorFlow: after input
 
     predictor = load_predictor(args.predictor)
@@ -143,6 +145,11 @@ def main(argv: list[str] | None = None) -> None:
     probabilities = (
         predictor.combined(members) if args.member == "combined" else members[args.member]
     )
+    if not np.isfinite(probabilities).all():
+        raise DataError(
+            f"the {args.member} model gave non-finite probabilities: its files are broken;"
+            " restore them with dvc checkout, or rerun dvc repro"
+        )
     known = known_words(reviews, predictor.vocabulary)
     unknown = [index + 1 for index, count in enumerate(known) if count == 0]
     if unknown:

@@ -8,11 +8,10 @@ pipeline evaluated, and refuses them if any has changed since.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from imdb_rnn import artifacts
 from imdb_rnn.errors import DataError
@@ -21,7 +20,7 @@ MEMBERS = ("linear", "rnn")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class FileRef(_Strict):
@@ -30,27 +29,28 @@ class FileRef(_Strict):
 
 
 class PredictorManifest(_Strict):
+    """What imdb-predict loads and how it combines the members."""
+
     threshold: float = Field(gt=0, lt=1)
     batch_size: int = Field(ge=1)
-    weights: dict[str, float]
+    weights: dict[str, float]  # per member, in log-odds
     intercept: float
     rnn_model: FileRef
     vocabulary: FileRef
     encoding: FileRef
     linear_model: FileRef
 
+    @field_validator("weights")
+    @classmethod
+    def _one_weight_per_member(cls, weights: dict[str, float]) -> dict[str, float]:
+        if set(weights) != set(MEMBERS):
+            raise ValueError(f"needs one weight for each of {list(MEMBERS)}, got {list(weights)}")
+        return weights
+
 
 def file_ref(path: Path, manifest_path: Path) -> FileRef:
     relative = os.path.relpath(path.resolve(), manifest_path.resolve().parent)
-    return FileRef(path=Path(relative).as_posix(), sha256=sha256_of(path))
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with artifacts.existing(path).open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return FileRef(path=Path(relative).as_posix(), sha256=artifacts.file_sha256(path))
 
 
 def write_manifest(manifest: PredictorManifest, path: Path) -> None:
@@ -73,7 +73,7 @@ def read_manifest(path: Path) -> PredictorManifest:
 def checked(ref: FileRef, manifest_path: Path) -> Path:
     """The file a manifest names, if it is still the one the pipeline evaluated."""
     path = Path(os.path.normpath(manifest_path.parent / ref.path))
-    if sha256_of(path) != ref.sha256:
+    if artifacts.file_sha256(path) != ref.sha256:
         raise DataError(
             f"{path} changed after the combine stage evaluated it, so its predictions would not be"
             " the published ones; restore it with dvc checkout, or rerun dvc repro"

@@ -207,32 +207,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if args.command == "list":
-        broken = []
-        for name in recipe_names():
-            try:
-                recipe = load_recipe(name)
-            except ParamsError as error:  # one broken file must not hide the others
-                broken.append(str(error))
-                continue
-            claim = recipe.claimed.accuracy
-            print(f"{name:32} claims {claim if claim is not None else '-'}: {recipe.description}")
-        if broken:
-            raise ParamsError(f"{len(broken)} recipe(s) could not be read: {'; '.join(broken)}")
-        return
-    if args.command == "show":
-        recipe = load_recipe(args.name)
-        print(f"{recipe.name} ({recipe.notebook}): {recipe.description}")
-        print(f"claimed: {recipe.claimed.accuracy} ({recipe.claimed.what})")
-        print("substitutions:")
-        for substitution in recipe.all_substitutions():
-            print(f"  - {substitution}")
-        print("set:")
-        for key, value in recipe.set.items():
-            print(f"  {key}: {yaml_scalar(value)}")
-        return
+def list_recipes() -> None:
+    broken = []
+    for name in recipe_names():
+        try:
+            recipe = load_recipe(name)
+        except ParamsError as error:  # one broken file must not hide the others
+            broken.append(str(error))
+            continue
+        claim = recipe.claimed.accuracy
+        print(f"{name:32} claims {claim if claim is not None else '-'}: {recipe.description}")
+    if broken:
+        raise ParamsError(f"{len(broken)} recipe(s) could not be read: {'; '.join(broken)}")
+
+
+def show_recipe(name: str) -> None:
+    recipe = load_recipe(name)
+    print(f"{recipe.name} ({recipe.notebook}): {recipe.description}")
+    print(f"claimed: {recipe.claimed.accuracy} ({recipe.claimed.what})")
+    print("substitutions:")
+    for substitution in recipe.all_substitutions():
+        print(f"  - {substitution}")
+    print("set:")
+    for key, value in recipe.set.items():
+        print(f"  {key}: {yaml_scalar(value)}")
+
+
+def run_recipes(args: argparse.Namespace) -> None:
     document = read_document(PARAMS_FILE)
     recipes = [load_recipe(name) for name in args.names]
     extra = parse_overrides(args.set)
@@ -242,10 +243,26 @@ def main(argv: list[str] | None = None) -> None:
     for recipe in recipes:
         command = dvc_command(recipe, args.queue, extra, recipe.name + args.suffix)
         print(shlex.join(command), flush=True)
-        if not args.dry_run:
+        if args.dry_run:
+            continue
+        try:
             completed = subprocess.run(command)
-            if completed.returncode != 0:
-                sys.exit(completed.returncode)
+        except FileNotFoundError:
+            raise ParamsError(
+                "dvc is not on PATH; activate the project's virtual environment"
+            ) from None
+        if completed.returncode != 0:
+            sys.exit(completed.returncode)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.command == "list":
+        list_recipes()
+    elif args.command == "show":
+        show_recipe(args.name)
+    else:
+        run_recipes(args)
 
 
 def entry_point() -> None:

@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 import zipfile
@@ -41,13 +40,12 @@ from typing import Any
 import keras
 import numpy as np
 
-from imdb_rnn import artifacts
+from imdb_rnn import CANNOT_CHANGE_RESULTS, artifacts
 from imdb_rnn.errors import DataError
 
 log = logging.getLogger(__name__)
 
 STATE_SUFFIX = ".state.npz"
-LIVE_SUFFIX = ".live"
 # The callbacks whose counters decide the rest of a run, and the counters that do.
 CALLBACK_COUNTERS = {
     "EarlyStopping": ("wait", "stopped_epoch", "best", "best_epoch"),
@@ -64,10 +62,7 @@ def fingerprint(settings: Mapping[str, Any], files: Mapping[str, Path]) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps(settings, sort_keys=True).encode())
     for name in sorted(files):
-        digest.update(name.encode())
-        with files[name].open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
+        digest.update(f"{name}:{artifacts.file_sha256(files[name])}".encode())
     return digest.hexdigest()
 
 
@@ -75,13 +70,20 @@ def loaded_code(
     project: Path, code_directories: Sequence[str] = ("src", "stages")
 ) -> dict[str, Path]:
     """The source files of this project's modules loaded so far, by their path relative to the
-    project: the code that is running (a virtual environment inside the project is not code)."""
+    project: the code that is running (a virtual environment inside the project is not code).
+
+    Modules that cannot change a result (imdb_rnn.CANNOT_CHANGE_RESULTS: messages, logging,
+    parameter validation, the machine's description) are left out, so that rewording a log line
+    does not throw away hours of saved training.
+    """
     project = project.resolve()
     roots = [project / directory for directory in code_directories]
     files = {}
-    for module in list(sys.modules.values()):
+    for name, module in list(sys.modules.items()):
         origin = getattr(module, "__file__", None)
-        if origin and any(Path(origin).resolve().is_relative_to(root) for root in roots):
+        if not origin or name.removeprefix("imdb_rnn.") in CANNOT_CHANGE_RESULTS:
+            continue
+        if any(Path(origin).resolve().is_relative_to(root) for root in roots):
             files[str(Path(origin).resolve().relative_to(project))] = Path(origin)
     return files
 
@@ -224,56 +226,53 @@ def read_state(path: Path) -> SavedState:
 
 
 class StateDirectory:
-    """Where a training run keeps its state between epochs, and the lock that keeps a second
-    training process from writing the same outputs at the same time."""
+    """Where training runs keep their state between epochs: one file per fingerprint, plus the
+    locks that keep two processes from writing the same outputs, or the same state, at once.
 
-    def __init__(self, directory: Path, run_fingerprint: str):
-        self.directory = directory
+    A project's own directory (.train-state) serves one workspace, so a state made for other
+    inputs is stale and removed. A ``shared`` directory ($IMDB_RNN_STATE_DIR, for queued
+    experiments) holds other runs' states, which are left alone.
+    """
+
+    def __init__(self, directory: Path, run_fingerprint: str, shared: bool):
+        if directory.exists() and not directory.is_dir():
+            raise DataError(f"the training state directory {directory} is a file; give a directory")
+        self.directory, self.shared = directory, shared
         self.path = directory / f"{run_fingerprint[:20]}{STATE_SUFFIX}"
-        # DVCLive's files of the run in progress, moved to the stage's output when it succeeds.
-        self.live_dir = directory / f"{run_fingerprint[:20]}{LIVE_SUFFIX}"
-        self._lock_stream = None
+        self._locks: list = []  # kept open: a lock lasts as long as this process
 
     def lock(self, outputs: Path) -> None:
-        """Hold an exclusive lock for ``outputs`` until this process ends, or fail at once."""
+        """Hold exclusive locks on ``outputs`` and on this run's state, or fail at once."""
         self.directory.mkdir(parents=True, exist_ok=True)
         key = hashlib.sha256(str(outputs.resolve()).encode()).hexdigest()[:12]
-        lock_file = self.directory / f"writer-{key}.lock"
-        stream = lock_file.open("a+")
-        try:
-            fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            stream.seek(0)
-            holder = stream.read().strip() or "another process"
-            stream.close()
-            raise DataError(
-                f"{holder} is already training into {outputs}; wait for it to finish or stop it"
-                " (kill <pid>), then run again"
-            ) from None
-        stream.seek(0)
-        stream.truncate()
-        stream.write(f"process {os.getpid()} (started {datetime.now():%H:%M:%S})")
-        stream.flush()
-        self._lock_stream = stream  # kept open: the lock lasts as long as this process
+        for lock_file, what in (
+            (self.directory / f"writer-{key}.lock", f"training into {outputs}"),
+            (self.path.with_suffix(".lock"), "training the same run (same inputs)"),
+        ):
+            self._locks.append(_exclusive(lock_file, what))
 
     def load(self) -> SavedState | None:
-        """The saved state of this run's inputs, if any; stale states of other inputs go."""
-        stale = [
+        """The saved state of this run's inputs, if any (and clear out what cannot be used)."""
+        # an interrupted atomic write leaves its temporary file behind
+        for leftover in self.directory.glob(f".{self.path.name}.*"):
+            leftover.unlink(missing_ok=True)
+        others = [
             path
             for path in self.directory.glob(f"*{STATE_SUFFIX}")
             if path != self.path and not path.name.startswith(".")
         ]
-        if stale and not self.path.exists():
+        if others and not self.path.exists():
             log.info(
                 "starting from scratch: the saved training state in %s was made for other train"
-                " params, data or code (removed)",
+                " params, data or code (%s)",
                 self.directory,
+                "kept: the directory is shared" if self.shared else "removed",
             )
-        for path in stale:
-            path.unlink(missing_ok=True)
-        for path in self.directory.glob(f"*{LIVE_SUFFIX}"):
-            if path != self.live_dir:
-                shutil.rmtree(path, ignore_errors=True)
+        if not self.shared:
+            for path in others:
+                path.unlink(missing_ok=True)
+            for leftover in self.directory.glob(f".*{STATE_SUFFIX}.*"):
+                leftover.unlink(missing_ok=True)
         if not self.path.exists():
             return None
         try:
@@ -284,5 +283,26 @@ class StateDirectory:
             return None
 
     def remove(self) -> None:
+        """A completed run's state, and its lock file, are no longer needed."""
         self.path.unlink(missing_ok=True)
-        shutil.rmtree(self.live_dir, ignore_errors=True)
+        self.path.with_suffix(".lock").unlink(missing_ok=True)
+
+
+def _exclusive(lock_file: Path, what: str):
+    """An open file holding an exclusive lock, with the holder's process id written in it."""
+    stream = lock_file.open("a+")
+    try:
+        fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        stream.seek(0)
+        holder = stream.read().strip() or "another process"
+        stream.close()
+        raise DataError(
+            f"{holder} is already {what}; wait for it to finish or stop it (kill <pid>),"
+            " then run again"
+        ) from None
+    stream.seek(0)
+    stream.truncate()
+    stream.write(f"process {os.getpid()} (started {datetime.now():%H:%M:%S})")
+    stream.flush()
+    return stream

@@ -1,6 +1,6 @@
 """Review text to word tokens: the one normalisation and the one tokenizer.
 
-The tokenize stage, the linear baseline and `imdb-predict` all call these functions, so a review is
+The tokenize stage, the linear member and `imdb-predict` all call these functions, so a review is
 split into words the same way everywhere.
 """
 
