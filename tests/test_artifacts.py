@@ -89,3 +89,11 @@ def test_reviews_are_read_in_chunks(tmp_path, toy_reviews):
 def test_a_directory_where_a_file_belongs_is_named(tmp_path):
     with pytest.raises(DataError, match="is a directory, not a file"):
         artifacts.read_json(tmp_path)
+
+
+def test_outputs_get_the_usual_file_mode_not_the_temporary_files(tmp_path):
+    """mkstemp makes 0600 files; an output must be readable as any file its user writes."""
+    artifacts.write_json({"a": 1}, tmp_path / "report.json")
+    probe = tmp_path / "probe"
+    probe.write_text("")  # what open() gives under this process's umask
+    assert (tmp_path / "report.json").stat().st_mode & 0o777 == probe.stat().st_mode & 0o777

@@ -38,6 +38,17 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 RESTORE_HINT = "rerun the stage that writes it (dvc repro), or restore it with dvc checkout"
 
 
+def _file_mode() -> int:
+    """The mode a new file gets from open(): 0o666 less the process's umask (mkstemp's temporary
+    files are 0o600, which would make every output unreadable to the rest of a team)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` only if the block succeeds.
@@ -51,6 +62,7 @@ def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     os.close(descriptor)
     try:
         yield Path(temporary)
+        os.chmod(temporary, FILE_MODE)
         os.replace(temporary, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
