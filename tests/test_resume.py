@@ -97,10 +97,7 @@ def test_a_run_killed_in_epoch_2_resumes_and_ends_with_the_same_bytes(tmp_path, 
     killed.repro("embed")  # ingest, tokenize, embed
     repro = start_repro(killed)
     trainer = stage_process(killed, "train")
-    deadline = time.monotonic() + 120
-    while not saved_states(killed):  # the state appears when epoch 1 ends
-        assert time.monotonic() < deadline and repro.poll() is None, repro.communicate()[0]
-        time.sleep(0.02)
+    wait_for_state(killed, repro)
     trainer.send_signal(signal.SIGSTOP)  # freeze it to look at the state, then kill it
     assert read_state(saved_states(killed)[0]).epochs_done == 1, "not killed during epoch 2"
     trainer.send_signal(signal.SIGKILL)
@@ -116,45 +113,6 @@ def test_a_run_killed_in_epoch_2_resumes_and_ends_with_the_same_bytes(tmp_path, 
     assert saved_states(killed) == []
 
 
-def test_killing_the_dvc_process_alone_leaves_no_second_writer(tmp_path, slow_dataset):
-    project = make_project(tmp_path / "project", slow_dataset)
-    repro = start_repro(project)
-    trainer = stage_process(project, "train")
-    repro.send_signal(signal.SIGKILL)  # the parent only; the stage must not outlive it
-    repro.wait(timeout=30)
-    trainer.wait(timeout=30)  # psutil raises TimeoutExpired if it is still running
-
-    output = project.run("dvc", "repro")
-    assert "Running stage 'train'" in output
-    history = (project.root / "reports/train/plots/metrics/train/loss.tsv").read_text()
-    steps = [int(line.split("\t")[0]) for line in history.splitlines()[1:]]
-    assert steps == list(range(len(steps))), "each step once, in order"
-    assert "Data and pipelines are up to date" in project.run("dvc", "status")
-
-
-def test_a_second_training_into_the_same_outputs_is_refused(tmp_path, slow_dataset):
-    project = make_project(tmp_path / "project", slow_dataset)
-    project.repro("embed")
-    first = start_repro(project)
-    trainer = stage_process(project, "train")
-    while not saved_states(project):  # by then the first holds the lock
-        assert first.poll() is None, first.communicate()[0]
-        time.sleep(0.02)
-    trainer.send_signal(signal.SIGSTOP)  # still writing, as far as anyone can tell
-    second = subprocess.run(
-        ["python", "-m", "stages.train", *train_args(project)],
-        cwd=project.root,
-        env=project.env,
-        capture_output=True,
-        text=True,
-    )
-    trainer.send_signal(signal.SIGCONT)
-    first.communicate(timeout=300)
-    assert first.returncode == 0
-    assert second.returncode == 1
-    assert "is already training into models/model.keras" in second.stderr.splitlines()[-1]
-
-
 def train_args(project: Project) -> list[str]:
     import shlex
 
@@ -164,20 +122,53 @@ def train_args(project: Project) -> list[str]:
     return shlex.split(command)[3:]
 
 
-def test_changed_inputs_start_from_scratch_and_say_so(tmp_path, slow_dataset):
+def wait_for_state(project: Project, repro: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while not saved_states(project):  # the state appears when epoch 1 ends
+        assert time.monotonic() < deadline and repro.poll() is None, repro.communicate()[0]
+        time.sleep(0.02)
+
+
+def test_one_writer_at_a_time_and_never_the_wrong_state(tmp_path, slow_dataset):
+    """One project through what a careless user does: kill only dvc, start a second training
+    beside a running one, change a parameter after a kill."""
     project = make_project(tmp_path / "project", slow_dataset)
     project.repro("embed")
+
+    # Killing the dvc process alone: the stage must not outlive it (no orphan writing outputs).
     repro = start_repro(project)
     trainer = stage_process(project, "train")
-    while not saved_states(project):
-        time.sleep(0.02)
+    repro.send_signal(signal.SIGKILL)
+    repro.wait(timeout=30)
+    trainer.wait(timeout=30)  # psutil raises TimeoutExpired if it is still running
+
+    # A second training into the same outputs is refused while the first holds the lock.
+    first = start_repro(project)
+    trainer = stage_process(project, "train")
+    wait_for_state(project, first)
+    trainer.send_signal(signal.SIGSTOP)  # still writing, as far as anyone can tell
+    second = subprocess.run(
+        ["python", "-m", "stages.train", *train_args(project)],
+        cwd=project.root,
+        env=project.env,
+        capture_output=True,
+        text=True,
+    )
+    assert second.returncode == 1
+    assert "is already training into models/model.keras" in second.stderr.splitlines()[-1]
+
+    # Killed now, and the params changed: the saved state is another run's, and is not resumed.
     trainer.send_signal(signal.SIGKILL)
-    repro.communicate(timeout=60)
-    project.set_param("train.units", 6)  # another fingerprint: the saved state is not this run's
+    first.communicate(timeout=60)
+    project.set_param("train.units", 6)
     output = project.run("dvc", "repro")
     assert "starting from scratch: the saved training state" in output
     assert "resuming" not in output
-    assert saved_states(project) == []
+    assert saved_states(project) == [], "a completed run removes its state"
+    history = (project.root / "reports/train/plots/metrics/train/loss.tsv").read_text()
+    steps = [int(line.split("\t")[0]) for line in history.splitlines()[1:]]
+    assert steps == list(range(len(steps))), "each step once, in order"
+    assert "Data and pipelines are up to date" in project.run("dvc", "status")
 
 
 def test_the_resume_state_round_trips(tmp_path):
