@@ -97,8 +97,12 @@ def test_push_pull_and_an_experiment_round_trip_through_s3(tmp_path, tiny_datase
     colleague.env |= CREDENTIALS
     assert not (colleague.root / "models/model.keras").exists()
     colleague.run("dvc", "pull")
+    # up to date: every pulled file hashes as the pushed dvc.lock says
     assert "Data and pipelines are up to date" in colleague.run("dvc", "status")
     assert colleague.repro() == set()
+    # The pulled model is the pushed one, and the colleague's tools can use it at once.
+    predicted = colleague.run_process("imdb-predict", "--json", "A great movie.")
+    assert len(json.loads(predicted.stdout)) == 1
 
     colleague.run("dvc", "exp", "pull", "origin", "narrower")
     shown = json.loads(colleague.run_process("dvc", "exp", "show", "--json").stdout)
