@@ -4,7 +4,8 @@ Not part of the test suite. Builds corpora of 1x, 4x and 16x the ingest stage's 
 (synthetic growth: each extra review is a real training review with its sentences shuffled, so the
 vocabulary and the length distribution stay IMDB's), clones the committed HEAD once per size,
 points `ingest.source` at the corpus and runs `dvc repro train` there. Every stage appends its wall
-time and peak memory to a record file (imdb_rnn.cli, $IMDB_RNN_RECORD); the table shows them per
+time, peak resident memory and peak anonymous memory (resident memory minus the pages of
+memory-mapped files) to a record file (imdb_rnn.cli, $IMDB_RNN_RECORD); the table shows them per
 size, and the ratio to 1x.
 
 Shortened so that 16x fits in minutes on 2 CPU cores, and said so in the results: one Word2Vec
@@ -111,8 +112,8 @@ def run_size(factor: int, raw: Path, workdir: Path) -> dict:
 def table(results: list[dict]) -> str:
     base = {name: stage for name, stage in results[0]["stages"].items()}
     lines = [
-        "| size | reviews | stage | wall time | x 1x | peak memory |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| size | reviews | stage | wall time | x 1x | peak resident | peak anonymous |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for result in results:
         for name, stage in result["stages"].items():
@@ -120,6 +121,7 @@ def table(results: list[dict]) -> str:
             lines.append(
                 f"| {result['factor']}x | {result['training_reviews']:,} | {name} |"
                 f" {stage['seconds']:.1f} s | {ratio:.1f} | {stage['peak_memory_mib']:,} MiB |"
+                f" {stage.get('peak_anonymous_memory_mib', float('nan')):,.0f} MiB |"
             )
     return "\n".join(lines)
 

@@ -14,6 +14,7 @@ import os
 import resource
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -53,6 +54,8 @@ def run(main: Callable[[], Mapping | None], name: str, log_level: str = "INFO") 
     # gensim logs several lines per training epoch at INFO; the stages log their own progress.
     logging.getLogger("gensim").setLevel(logging.WARNING)
     die_with_parent()
+    record = os.environ.get(RECORD_ENV)
+    anonymous = AnonymousMemoryPeak() if record else None
     started = time.perf_counter()
     try:
         figures = main() or {}
@@ -76,9 +79,10 @@ def run(main: Callable[[], Mapping | None], name: str, log_level: str = "INFO") 
     seconds = time.perf_counter() - started
     peak = peak_memory_mib()
     log.info("%s finished in %.1f s, peak memory %.0f MiB", name, seconds, peak)
-    record = os.environ.get(RECORD_ENV)
     if record:
         line = {"command": name, "seconds": round(seconds, 2), "peak_memory_mib": round(peak)}
+        if anonymous and anonymous.sample() is not None:
+            line["peak_anonymous_memory_mib"] = round(anonymous.peak_mib)
         with Path(record).open("a", encoding="utf-8") as stream:
             stream.write(json.dumps(line | dict(figures)) + "\n")
 
@@ -93,6 +97,46 @@ def peak_memory_mib() -> float:
     # ru_maxrss is the process's peak resident memory, in KiB on Linux (bytes on macOS).
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+class AnonymousMemoryPeak:
+    """The largest anonymous resident memory (Linux's RssAnon) seen by a thread that samples it
+    every ``interval`` seconds.
+
+    Peak RSS also counts the pages of memory-mapped files, which the stages use so that no large
+    array is ever in memory at once: those pages belong to the page cache, and the kernel drops
+    them (after writing them back) under memory pressure. Anonymous memory is what the process
+    itself needs, so this is the figure that shows whether memory grows with the corpus. Sampled,
+    so a spike shorter than ``interval`` can be missed. None where /proc is not available.
+    """
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self.peak_mib = _anonymous_memory_mib()
+        if self.peak_mib is not None:
+            threading.Thread(target=self._keep_sampling, daemon=True, name="memory").start()
+
+    def sample(self) -> float | None:
+        current = _anonymous_memory_mib()
+        if current is not None and (self.peak_mib is None or current > self.peak_mib):
+            self.peak_mib = current
+        return self.peak_mib
+
+    def _keep_sampling(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            self.sample()
+
+
+def _anonymous_memory_mib() -> float | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 2**10  # the value is in kB
+    except OSError:
+        pass
+    return None
 
 
 def die_with_parent() -> None:
