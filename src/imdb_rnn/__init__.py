@@ -1,6 +1,6 @@
 """IMDB sentiment with recurrent networks: the library behind the DVC stages in ``stages/``.
 
-docs/pipeline.md maps each module to the stages that use it.
+tests/test_dvc_yaml.py states, for each module, which stages an edit to it reruns.
 """
 
 # Modules that cannot change any output: error types and their one-line messages, logging and

@@ -259,7 +259,7 @@ def parse_section(document: dict[str, Any], section: str, model: type[SectionT])
     """Validate one section of a parsed params document, or raise a one-line ParamsError."""
     if section not in document:
         raise ParamsError(
-            f"params.yaml has no '{section}' section; add one (see README, Parameters)"
+            f"params.yaml has no '{section}' section; add one (see docs/parameters.md)"
         )
     values = document[section] if document[section] is not None else {}
     if not isinstance(values, dict):
@@ -319,7 +319,7 @@ def _describe(error: ValidationError, section: str, model: type[BaseModel]) -> s
             lines.append(f"params.yaml: unknown key {key}{_suggestion(problem['loc'], model)}")
             continue
         if problem["type"] == "missing":
-            lines.append(f"params.yaml: missing key {key}; add it (see README, Parameters)")
+            lines.append(f"params.yaml: missing key {key}; add it (see docs/parameters.md)")
             continue
         if problem["type"] == "value_error":  # a rule across keys, from a model validator
             lines.append(f"params.yaml: {key}.{problem['ctx']['error']}")

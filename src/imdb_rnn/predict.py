@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     from imdb_rnn.serving import known_words, load_predictor  # NumPy and TensorFlow: after input
 
     predictor = load_predictor(args.predictor)
-    threshold = args.threshold or predictor.manifest.threshold
+    threshold = predictor.manifest.threshold if args.threshold is None else args.threshold
     if args.batch_size:
         predictor.manifest = predictor.manifest.model_copy(update={"batch_size": args.batch_size})
     members = predictor.member_probabilities(reviews)
