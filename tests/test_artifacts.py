@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -84,6 +87,40 @@ def test_reviews_are_read_in_chunks(tmp_path, toy_reviews):
     assert artifacts.review_count(tmp_path / "a.parquet") == 4
     chunks = list(artifacts.iter_reviews(tmp_path / "a.parquet", chunk_size=3))
     assert [len(chunk) for chunk in chunks] == [3, 1]
+
+
+def peak_memory_reading(path) -> float:
+    """MiB of anonymous memory a fresh process gains while it reads ``path`` in chunks."""
+    script = f"""
+from pathlib import Path
+from imdb_rnn import artifacts
+from imdb_rnn.cli import AnonymousMemoryPeak
+memory = AnonymousMemoryPeak()
+before = memory.sample()
+for chunk in artifacts.iter_reviews(Path({str(path)!r}), chunk_size=1000):
+    memory.sample()
+print(memory.sample() - before)
+"""
+    return float(subprocess.check_output([sys.executable, "-c", script], text=True))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_reading_a_split_in_chunks_takes_the_same_memory_for_a_larger_split(tmp_path):
+    """ingest writes each split as one parquet row group, and pyarrow's default reader decodes a
+    whole row group's column at once: "chunked" reading used to hold the entire split."""
+    import pandas as pd
+
+    words = np.random.default_rng(0).choice(["good", "bad", "plot", "actor", "twist"], 400)
+    review = " ".join(words)  # ~2.3 kB; the number in front keeps every review distinct
+    peaks = {}
+    for count in (20_000, 80_000):  # ~45 and ~180 MiB of text
+        path = tmp_path / f"{count}.parquet"
+        reviews = pd.DataFrame({"text": [f"{i} {review}" for i in range(count)], "label": 0})
+        artifacts.write_reviews(reviews, path)
+        peaks[count] = peak_memory_reading(path)
+    extra_text_mib = 60_000 * len(review) / 2**20
+    assert peaks[80_000] - peaks[20_000] < extra_text_mib / 12, peaks
 
 
 def test_a_directory_where_a_file_belongs_is_named(tmp_path):

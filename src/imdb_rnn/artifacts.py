@@ -155,8 +155,13 @@ def iter_reviews(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     """The reviews of a parquet file, ``chunk_size`` rows at a time, so that memory stays
     bounded by a chunk however large the split."""
     try:
-        parquet = pq.ParquetFile(existing(path))
-        for batch in parquet.iter_batches(batch_size=chunk_size, columns=["text", "label"]):
+        # A buffered stream, read on this thread: pyarrow's default reads a whole row group's
+        # column into memory first, and ingest writes each split as a single row group.
+        parquet = pq.ParquetFile(existing(path), buffer_size=2**20, pre_buffer=False)
+        batches = parquet.iter_batches(
+            batch_size=chunk_size, columns=["text", "label"], use_threads=False
+        )
+        for batch in batches:
             yield batch.to_pandas()
     except (pa.ArrowException, OSError, KeyError) as error:
         raise unreadable(path, error) from None
