@@ -17,6 +17,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from imdb_rnn.environment import cpu_description
+
 GRIDS = {1: "train.seed=1,2", 2: "train.seed=3,4"}  # workers -> the grid they run
 SHORTENED = [
     "-S",
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/parallel_sweep.json"))
     args = parser.parse_args(argv)
-    results = {}
+    results = {"machine": cpu_description()}
     for workers, grid in GRIDS.items():
         seconds = run_grid(workers, grid)
         results[f"{workers} worker(s)"] = {

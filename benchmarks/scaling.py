@@ -32,6 +32,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from imdb_rnn.environment import cpu_description
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 SHORTENED = {
     ("embed", "epochs"): 1,
@@ -139,7 +141,11 @@ def main(argv: list[str] | None = None) -> None:
     results = [run_size(factor, args.raw.resolve(), workdir) for factor in args.factors]
     args.out.write_text(
         json.dumps(
-            {"shortened": {".".join(k): v for k, v in SHORTENED.items()}, "results": results},
+            {
+                "machine": cpu_description(),
+                "shortened": {".".join(k): v for k, v in SHORTENED.items()},
+                "results": results,
+            },
             indent=2,
         )
         + "\n"
