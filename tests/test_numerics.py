@@ -99,3 +99,21 @@ def test_the_pins_can_be_switched_off_and_are_never_set_on_an_older_cpu(monkeypa
     monkeypatch.setattr(numerics, "cpu_has_avx2", lambda: False)  # AVX2 kernels would crash
     numerics.pin_kernels()
     assert not any(name in os.environ for name in numerics.PINNED_KERNELS)
+
+
+def test_the_environment_report_lists_blas_libraries_in_a_stable_order(monkeypatch):
+    """threadpoolctl lists libraries in the order they happened to load; a rerun on the same
+    machine must not show a diff in reports/environment.json."""
+    import threadpoolctl
+
+    from imdb_rnn import environment
+
+    libraries = [
+        {"user_api": "blas", "internal_api": "openblas", "version": version, "num_threads": 2}
+        for version in ("0.3.31", "0.3.30")
+    ]
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: libraries)
+    first = environment.blas_libraries()
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: libraries[::-1])
+    assert environment.blas_libraries() == first
+    assert [library["version"] for library in first] == ["0.3.30", "0.3.31"]

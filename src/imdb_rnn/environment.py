@@ -45,11 +45,14 @@ def blas_libraries() -> list[dict[str, Any]]:
         from threadpoolctl import threadpool_info
     except ImportError:
         return []
-    return [
-        {key: info.get(key) for key in ("internal_api", "version", "architecture", "num_threads")}
+    keys = ("internal_api", "version", "architecture", "num_threads")
+    libraries = [
+        {key: info.get(key) for key in keys}
         for info in threadpool_info()
         if info.get("user_api") == "blas"
     ]
+    # sorted: the load order varies from run to run, and must not show as a diff in git
+    return sorted(libraries, key=lambda library: tuple(str(library[key]) for key in keys))
 
 
 def describe_environment() -> dict[str, Any]:
