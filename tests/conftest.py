@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 from pathlib import Path
 
@@ -48,6 +49,25 @@ def toy_reviews() -> pd.DataFrame:
 def default_params() -> dict:
     """The repository's params.yaml, parsed: tests start from the real defaults."""
     return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture
+def tiny_params(default_params, tiny_dataset) -> dict:
+    """The defaults shrunk to the tiny dataset: a few seconds per stage."""
+    params = copy.deepcopy(default_params)
+    params["ingest"]["source"] = str(tiny_dataset)
+    params["tokenize"] |= {"vocab_size": 50, "max_length": 16}
+    params["embed"] |= {"dimension": 8, "epochs": 1, "min_count": 1}
+    params["train"] |= {"units": 4, "epochs": 1}
+    return params
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    """models/predictor.json of a tiny predictor (tests.predictor_builder), once per module."""
+    from tests.predictor_builder import build_predictor  # imports TensorFlow: only when used
+
+    return build_predictor(tmp_path_factory.mktemp("project"))
 
 
 @pytest.fixture

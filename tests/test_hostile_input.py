@@ -7,13 +7,11 @@ line that names the problem and the fix, exit status 1, and no half-written outp
 
 from __future__ import annotations
 
-import copy
 import errno
 import json
 import os
 import pickle
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,7 @@ from imdb_rnn.evaluation import compute_metrics
 from imdb_rnn.pretrained import load_pretrained_vectors
 from imdb_rnn.recipes import main as recipe_main
 from tests.conftest import make_reviews
+from tests.predictor_builder import build_predictor, run_predict
 from tests.stage_runner import (
     EMBED_ARGS,
     INGEST_ARGS,
@@ -34,19 +33,6 @@ from tests.stage_runner import (
     stage_args,
     write_params,
 )
-from tests.test_predict import build_predictor
-
-PREDICT = [str(Path(sys.executable).parent / "imdb-predict")]
-
-
-@pytest.fixture
-def tiny_params(default_params, tiny_dataset) -> dict:
-    params = copy.deepcopy(default_params)
-    params["ingest"]["source"] = str(tiny_dataset)
-    params["tokenize"] |= {"vocab_size": 50, "max_length": 16}
-    params["embed"] |= {"dimension": 8, "epochs": 1, "min_count": 1}
-    params["train"] |= {"units": 4, "epochs": 1}
-    return params
 
 
 @pytest.fixture
@@ -56,17 +42,6 @@ def tokenized(tmp_path, tiny_params) -> Path:
     for name, args in (("ingest", INGEST_ARGS), ("tokenize", TOKENIZE_ARGS)):
         assert run_stage(tmp_path, name, *args).returncode == 0
     return tmp_path
-
-
-@pytest.fixture(scope="module")
-def manifest(tmp_path_factory) -> Path:
-    return build_predictor(tmp_path_factory.mktemp("project"))
-
-
-def run_predict(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*PREDICT, *args], input=stdin, capture_output=True, timeout=120, env=os.environ.copy()
-    )
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:

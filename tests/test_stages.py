@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 
@@ -22,15 +21,6 @@ from tests.stage_runner import (
 )
 
 pytestmark = pytest.mark.slow  # trains Keras models or starts processes
-
-
-@pytest.fixture
-def tiny_params(default_params, tiny_dataset) -> dict:
-    params = copy.deepcopy(default_params)
-    params["ingest"]["source"] = str(tiny_dataset)
-    params["tokenize"] |= {"vocab_size": 50, "max_length": 16}
-    params["embed"] |= {"dimension": 8, "epochs": 1, "min_count": 1}
-    return params
 
 
 def test_data_stages_write_every_declared_output(tmp_path, tiny_params):
