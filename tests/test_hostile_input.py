@@ -384,6 +384,16 @@ def test_a_set_value_that_is_not_yaml_is_one_line(recipe_project):
         recipe_main(["run", "--dry-run", "seed-001-lstm", "--set", "train.epochs=[1"])
 
 
+def test_dvc_missing_from_path_is_one_line_for_the_tools_that_run_it(recipe_project, monkeypatch):
+    from imdb_rnn.plots import main as plots_main
+
+    monkeypatch.setenv("PATH", str(recipe_project))  # a PATH without dvc: no venv activated
+    with pytest.raises(PipelineError, match="dvc is not on PATH; activate the project's"):
+        recipe_main(["run", "seed-001-lstm"])
+    with pytest.raises(PipelineError, match="dvc is not on PATH; activate the project's"):
+        plots_main([])
+
+
 # Beyond the list: the machine itself fails.
 @pytest.mark.parametrize(
     ("number", "expected"),

@@ -13,6 +13,7 @@ import logging
 import os
 import resource
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -85,6 +86,16 @@ def run(main: Callable[[], Mapping | None], name: str, log_level: str = "INFO") 
             line["peak_anonymous_memory_mib"] = round(anonymous.peak_mib)
         with Path(record).open("a", encoding="utf-8") as stream:
             stream.write(json.dumps(line | dict(figures)) + "\n")
+
+
+def run_dvc(command: list[str]) -> subprocess.CompletedProcess:
+    """Run a dvc command line, its output going to this terminal; a missing dvc is one line."""
+    try:
+        return subprocess.run(command)
+    except FileNotFoundError:
+        raise PipelineError(
+            "dvc is not on PATH; activate the project's virtual environment"
+        ) from None
 
 
 def fail(name: str, message: str, status: int = 1):

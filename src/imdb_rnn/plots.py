@@ -13,7 +13,6 @@ included:
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -71,12 +70,7 @@ def main(argv: list[str] | None = None) -> None:
             else ["dvc", "plots", "show"]
         )
         command += ["--html-template", str(template), "--out", str(args.out), *args.dvc_args]
-        try:
-            completed = subprocess.run(command)
-        except FileNotFoundError:
-            raise PipelineError(
-                "dvc is not on PATH; activate the project's virtual environment"
-            ) from None
+        completed = cli.run_dvc(command)
     if completed.returncode != 0:
         raise PipelineError(f"{' '.join(command[:3])} failed (exit status {completed.returncode})")
     print(f"offline plots: {args.out / 'index.html'}")

@@ -20,7 +20,6 @@ import argparse
 import copy
 import json
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -245,12 +244,7 @@ def run_recipes(args: argparse.Namespace) -> None:
         print(shlex.join(command), flush=True)
         if args.dry_run:
             continue
-        try:
-            completed = subprocess.run(command)
-        except FileNotFoundError:
-            raise ParamsError(
-                "dvc is not on PATH; activate the project's virtual environment"
-            ) from None
+        completed = cli.run_dvc(command)
         if completed.returncode != 0:
             sys.exit(completed.returncode)
 
