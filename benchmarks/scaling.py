@@ -13,6 +13,7 @@ epoch, one training epoch of a BiGRU(32) (the default is BiGRU(128)); everything
 committed params.yaml.
 
     python benchmarks/scaling.py --raw data/raw --out benchmarks/scaling.json
+    python benchmarks/scaling.py --target ingest --out benchmarks/scaling-ingest.json
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def grown_corpus(reviews: pd.DataFrame, factor: int, seed: int = 0) -> pd.DataFr
     return pd.concat([reviews, pd.DataFrame(extra)], ignore_index=True)
 
 
-def run_size(factor: int, raw: Path, workdir: Path) -> dict:
+def run_size(factor: int, raw: Path, workdir: Path, target: str) -> dict:
     source = workdir / f"corpus-{factor}x"
     source.mkdir(parents=True, exist_ok=True)
     train = pd.read_parquet(raw / "train.parquet")
@@ -92,7 +93,7 @@ def run_size(factor: int, raw: Path, workdir: Path) -> dict:
     print(f"{factor}x: {len(train) * factor:,} training reviews ...", flush=True)
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "dvc", "repro", "train"],
+        [sys.executable, "-m", "dvc", "repro", target],
         cwd=clone,
         env=env,
         check=True,
@@ -135,10 +136,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--raw", type=Path, default=Path("data/raw"), help="ingest's outputs")
     parser.add_argument("--factors", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--target", default="train", help="the last stage to run (dvc repro)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/scaling.json"))
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="imdb-rnn-scaling-"))
-    results = [run_size(factor, args.raw.resolve(), workdir) for factor in args.factors]
+    results = [
+        run_size(factor, args.raw.resolve(), workdir, args.target) for factor in args.factors
+    ]
     args.out.write_text(
         json.dumps(
             {

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from imdb_rnn import artifacts
@@ -42,7 +43,9 @@ def test_reviews_round_trip_with_identical_bytes(tmp_path, toy_reviews):
     artifacts.write_reviews(toy_reviews, tmp_path / "a.parquet")
     artifacts.write_reviews(toy_reviews, tmp_path / "b.parquet")
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
-    assert artifacts.read_reviews(tmp_path / "a.parquet").equals(toy_reviews)
+    read = artifacts.read_reviews(tmp_path / "a.parquet")
+    pd.testing.assert_frame_equal(read, toy_reviews, check_dtype=False)
+    assert read["label"].dtype == np.int8
 
 
 def test_json_refuses_nan_and_infinity(tmp_path):
@@ -111,10 +114,10 @@ print(memory.sample() - before, pyarrow.default_memory_pool().max_memory() / 2**
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_reading_a_split_in_chunks_takes_the_same_memory_for_a_larger_split(tmp_path):
-    """ingest writes each split as one parquet row group, and pyarrow's default reader loads a
-    whole row group's column at once: "chunked" reading used to hold the entire split (measured
-    with this test's files: +116 MiB of pool and +142 MiB anonymous from 20,000 to 80,000)."""
-    import pandas as pd
+    """Many tools write a parquet file as one row group (ingest did too, until it streamed), and
+    pyarrow's default reader loads a whole row group's column at once: "chunked" reading used to
+    hold the entire split (measured with this test's files: +116 MiB of pool and +142 MiB
+    anonymous from 20,000 to 80,000 reviews)."""
 
     # Random letters, so that the file is as large as the text: repeated reviews compress to
     # almost nothing, and then even the whole-column reader looks flat.

@@ -1,17 +1,21 @@
 from __future__ import annotations
 
 import copy
+import itertools
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from imdb_rnn.data import (
+    ReviewCleaner,
     cap_reviews,
     clean_reviews,
     make_splits,
     split_official,
     split_random,
     summarize_splits,
+    word_counts,
 )
 from imdb_rnn.errors import DataError
 from imdb_rnn.params import IngestParams
@@ -50,41 +54,61 @@ def test_empty_inputs_are_errors(toy_reviews):
         clean_reviews(pd.DataFrame({"text": [" "], "label": [1]}), "toy")
 
 
+def rows_and_labels(*label_counts: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Positions for source splits of the given sizes, end to end, and all their labels."""
+    labels = np.concatenate(
+        [make_reviews(n, seed=seed + i)["label"] for i, n in enumerate(label_counts)]
+    )
+    starts = np.cumsum([0, *label_counts])
+    return (*(np.arange(a, b) for a, b in itertools.pairwise(starts)), labels.astype(np.int8))
+
+
 def test_official_split_keeps_test_untouched_and_stratifies_validation():
-    train, test = make_reviews(200, seed=1), make_reviews(50, seed=2)
-    splits = split_official(train, test, validation_fraction=0.1, seed=0)
+    train, test, labels = rows_and_labels(200, 50)
+    splits = split_official(train, test, labels, validation_fraction=0.1, seed=0)
     assert len(splits.train) == 180 and len(splits.validation) == 20
-    assert splits.validation["label"].mean() == 0.5
-    pd.testing.assert_frame_equal(splits.test, test)
-    carved = pd.concat([splits.train, splits.validation])
-    assert sorted(carved["text"]) == sorted(train["text"])
+    assert labels[splits.validation].mean() == 0.5
+    assert splits.test.tolist() == test.tolist()
+    assert sorted(np.concatenate([splits.train, splits.validation])) == train.tolist()
 
 
 def test_official_split_is_reproducible_and_seed_dependent():
-    train, test = make_reviews(200, seed=1), make_reviews(50, seed=2)
-    first = split_official(train, test, 0.1, seed=0).validation
-    pd.testing.assert_frame_equal(first, split_official(train, test, 0.1, seed=0).validation)
-    assert not first.equals(split_official(train, test, 0.1, seed=1).validation)
+    train, test, labels = rows_and_labels(200, 50)
+    first = split_official(train, test, labels, 0.1, seed=0).validation
+    assert first.tolist() == split_official(train, test, labels, 0.1, seed=0).validation.tolist()
+    assert first.tolist() != split_official(train, test, labels, 0.1, seed=1).validation.tolist()
+
+
+def test_splitting_positions_draws_what_splitting_the_frame_did():
+    """The splits of the reference run were drawn by train_test_split on the DataFrame; drawing
+    them from positions must pick the same reviews in the same order, or every result changes."""
+    from sklearn.model_selection import train_test_split
+
+    frame = make_reviews(300, seed=4)
+    labels = frame["label"].to_numpy(np.int8)
+    _, validation = train_test_split(frame, test_size=0.1, random_state=42, stratify=frame["label"])
+    split = split_official(np.arange(300), np.arange(0), labels, 0.1, seed=42)
+    assert frame["text"].to_numpy()[split.validation].tolist() == validation["text"].tolist()
 
 
 def test_random_split_pools_and_resplits():
-    pooled = make_reviews(500)
-    splits = split_random(pooled, test_fraction=0.2, validation_fraction=0.25, seed=0)
+    (pooled, labels) = rows_and_labels(500)
+    splits = split_random(pooled, labels, test_fraction=0.2, validation_fraction=0.25, seed=0)
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (300, 100, 100)
-    assert sorted(pd.concat([frame for _, frame in splits.items()])["text"]) == sorted(
-        pooled["text"]
-    )
+    assert sorted(np.concatenate([rows for _, rows in splits.items()])) == pooled.tolist()
 
 
 def test_split_too_small_to_stratify_is_a_clear_error():
+    train, test, labels = rows_and_labels(4, 4)
     with pytest.raises(DataError, match="cannot carve a stratified validation set"):
-        split_official(make_reviews(4), make_reviews(4), validation_fraction=0.1, seed=0)
+        split_official(train, test, labels, validation_fraction=0.1, seed=0)
 
 
 def test_cap_reviews_keeps_label_balance():
-    capped = cap_reviews(make_reviews(100), 10, seed=0)
-    assert len(capped) == 10 and capped["label"].sum() == 5
-    assert len(cap_reviews(make_reviews(6), 10, seed=0)) == 6
+    rows, labels = rows_and_labels(100)
+    capped = cap_reviews(rows, labels, 10, seed=0)
+    assert len(capped) == 10 and labels[capped].sum() == 5
+    assert len(cap_reviews(rows[:6], labels, 10, seed=0)) == 6
 
 
 def _ingest_params(default_params, **overrides) -> IngestParams:
@@ -95,22 +119,49 @@ def _ingest_params(default_params, **overrides) -> IngestParams:
 def test_make_splits_official_needs_train_and_test(default_params):
     params = _ingest_params(default_params)
     with pytest.raises(DataError, match=r"has no official train/test splits.*protocol to random"):
-        make_splits({"pooled": make_reviews(100)}, params, "file.csv")
+        make_splits({"pooled": rows_and_labels(100)[1]}, params, "file.csv")
 
 
-def test_make_splits_random_with_cap_and_dropped_counts(default_params):
+def test_make_splits_official_counts_positions_through_train_then_test(default_params):
+    params = _ingest_params(default_params, validation_fraction=0.25)
+    _, _, labels = rows_and_labels(40, 20)
+    splits = make_splits({"train": labels[:40], "test": labels[40:]}, params, "hub")
+    assert splits.test.tolist() == list(range(40, 60))
+    assert sorted(np.concatenate([splits.train, splits.validation])) == list(range(40))
+
+
+def test_make_splits_random_with_cap(default_params):
     params = _ingest_params(default_params, protocol="random", max_reviews_per_split=10)
-    pooled = pd.concat([make_reviews(100), pd.DataFrame({"text": [""], "label": [0]})])
-    splits, dropped = make_splits({"pooled": pooled}, params, "file.csv")
-    assert [len(frame) for _, frame in splits.items()] == [10, 8, 10]
-    assert dropped == {"pooled": 1}
+    splits = make_splits({"pooled": rows_and_labels(100)[1]}, params, "file.csv")
+    assert [len(rows) for _, rows in splits.items()] == [10, 8, 10]  # validation: 10 % of 80
+
+
+def test_bad_labels_are_counted_across_chunks_and_reported_once(toy_reviews):
+    cleaner = ReviewCleaner("big.csv")
+    for bad in (-1, "pos", -1):
+        frame = toy_reviews.astype({"label": object})
+        frame.loc[0, "label"] = bad
+        assert len(cleaner.clean(frame)) == len(toy_reviews) - 1
+    with pytest.raises(
+        DataError, match=r"big.csv: 3 label\(s\) outside \{0, 1\}, e.g. \['-1', 'pos'\]"
+    ):
+        cleaner.finish()
 
 
 def test_summary_has_rows_balance_and_lengths():
-    splits = split_official(make_reviews(40), make_reviews(20), 0.25, seed=0)
-    summary = summarize_splits(splits, {"train": 0, "test": 2})
-    assert summary["train"]["rows"] == 30 and summary["validation"]["rows"] == 10
+    labels = {
+        "train": np.array([0, 1, 1]),
+        "validation": np.array([0, 1]),
+        "test": np.array([1, 0]),
+    }
+    lengths = {
+        name: word_counts(pd.Series(["a b", "c"] * 2)[: len(part)]) for name, part in labels.items()
+    }
+    summary = summarize_splits(labels, lengths, {"train": 0, "test": 2})
+    assert summary["train"]["rows"] == 3 and summary["validation"]["rows"] == 2
     assert summary["test"]["positive_share"] == 0.5
+    assert summary["train"]["mean_words"] == 1.7
+    assert summary["dropped_empty_reviews"] == {"train": 0, "test": 2}
     assert set(summary["test"]) == {
         "rows",
         "positive_share",
@@ -118,4 +169,3 @@ def test_summary_has_rows_balance_and_lengths():
         "median_words",
         "p95_words",
     }
-    assert summary["dropped_empty_reviews"] == {"train": 0, "test": 2}

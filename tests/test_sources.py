@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from gensim.models import KeyedVectors
 
@@ -14,16 +15,22 @@ def test_local_directory_is_searched_recursively_and_shards_are_concatenated(tmp
     make_reviews(10, seed=1).to_parquet(tmp_path / "plain_text" / "train-00000-of-00002.parquet")
     make_reviews(6, seed=2).to_parquet(tmp_path / "plain_text" / "train-00001-of-00002.parquet")
     make_reviews(4, seed=3).to_csv(tmp_path / "test.csv", index=False)
-    loaded = sources.load_reviews(str(tmp_path), "unused", None)
+    loaded = sources.load_reviews(str(tmp_path), "unused", None, chunk_size=3)
     assert sorted(loaded) == ["test", "train"]
-    assert len(loaded["train"]) == 16 and len(loaded["test"]) == 4
+    train = list(loaded["train"])
+    assert [len(chunk) for chunk in train] == [3, 3, 3, 1, 3, 3]  # file by file, in name order
+    assert pd.concat(train)["text"].tolist() == (
+        make_reviews(10, seed=1)["text"].tolist() + make_reviews(6, seed=2)["text"].tolist()
+    )
+    assert sum(len(chunk) for chunk in loaded["test"]) == 4
 
 
 def test_local_file_is_one_pool(tmp_path):
     path = tmp_path / "reviews.csv"
     make_reviews(8).to_csv(path, index=False)
-    loaded = sources.load_reviews(str(path), "unused", None)
-    assert list(loaded) == [sources.POOLED] and len(loaded[sources.POOLED]) == 8
+    loaded = sources.load_reviews(str(path), "unused", None, chunk_size=5)
+    assert list(loaded) == [sources.POOLED]
+    assert [len(chunk) for chunk in loaded[sources.POOLED]] == [5, 3]
 
 
 def test_local_directory_without_test_files_is_an_error(tmp_path):
@@ -56,7 +63,8 @@ def test_keras_source_decodes_ids_back_to_text(monkeypatch):
     test = (np.array([[1, 5, 2]], dtype=object), np.array([0]))
     monkeypatch.setattr(imdb, "load_data", lambda: (train, test))
     monkeypatch.setattr(imdb, "get_word_index", lambda: word_index)
-    loaded = sources.load_reviews("keras", "unused", None)
+    chunks = sources.load_reviews("keras", "unused", None)
+    loaded = {split: pd.concat(split_chunks) for split, split_chunks in chunks.items()}
     assert loaded["train"]["text"].tolist() == ["good film", "bad film"]
     assert loaded["test"]["text"].tolist() == ["bad"]
     assert loaded["train"]["label"].tolist() == [1, 0]

@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -130,11 +130,69 @@ def read_json(path: Path) -> Any:
         raise unreadable(path, error) from None
 
 
+# The columns every review file has, in this order; a fixed schema lets a file be written chunk by
+# chunk (pandas would infer each chunk's types afresh).
+REVIEW_SCHEMA = pa.schema([("text", pa.string()), ("label", pa.int8())])
+
+
+def _review_batch(frame: pd.DataFrame) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pandas(
+        frame[["text", "label"]], schema=REVIEW_SCHEMA, preserve_index=False
+    )
+
+
+@contextlib.contextmanager
+def reviews_writer(path: Path) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """A function that appends a chunk of reviews to a new parquet file (one row group per
+    chunk, so that any reader can stream it); the file appears only if the block succeeds."""
+    with atomic_path(path) as temporary, pq.ParquetWriter(temporary, REVIEW_SCHEMA) as writer:
+        yield lambda frame: writer.write_batch(_review_batch(frame))
+
+
 def write_reviews(frame: pd.DataFrame, path: Path) -> None:
     """Reviews as parquet with exactly the columns text (string) and label (int8)."""
-    table = pa.Table.from_pandas(frame[["text", "label"]], preserve_index=False)
-    with atomic_path(path) as temporary:
-        pq.write_table(table, temporary)
+    with reviews_writer(path) as write:
+        write(frame)
+
+
+class ReviewStore:
+    """Reviews appended chunk by chunk to an uncompressed Arrow file, then read back by position
+    through a memory map: the text stays in the page cache, which the kernel can drop, instead of
+    in the process, so a corpus larger than memory can be shuffled into splits."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @contextlib.contextmanager
+    def appender(self) -> Iterator[Callable[[pd.DataFrame], None]]:
+        with pa.OSFile(str(self.path), "wb") as sink, pa.ipc.new_file(sink, REVIEW_SCHEMA) as file:
+            yield lambda frame: file.write_batch(_review_batch(frame))
+
+    def take(self, rows: np.ndarray) -> pd.DataFrame:
+        """The reviews at positions ``rows``, in that order. Taken batch by batch: pyarrow's
+        take on a multi-chunk table first concatenates the chunks, i.e. the whole corpus."""
+        reader = pa.ipc.open_file(pa.memory_map(str(self.path)))
+        batches = [reader.get_batch(index) for index in range(reader.num_record_batches)]
+        starts = np.cumsum([0] + [len(batch) for batch in batches])
+        rows = np.asarray(rows, dtype=np.int64)
+        batch_of_row = np.searchsorted(starts, rows, side="right") - 1
+        by_batch = np.argsort(batch_of_row, kind="stable")
+        pieces = [
+            batches[batch].take(pa.array(rows[group] - starts[batch]))
+            for batch, group in _groups(batch_of_row, by_batch)
+        ]
+        gathered = pa.Table.from_batches(pieces, schema=REVIEW_SCHEMA)
+        back_to_requested_order = np.empty_like(by_batch)
+        back_to_requested_order[by_batch] = np.arange(len(by_batch))
+        return gathered.take(pa.array(back_to_requested_order)).to_pandas()
+
+
+def _groups(keys: np.ndarray, order: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(key, positions with that key) for each key, given ``order`` that sorts ``keys``."""
+    sorted_keys = keys[order]
+    for group in np.split(order, np.flatnonzero(np.diff(sorted_keys)) + 1):
+        if len(group):
+            yield int(keys[group[0]]), group
 
 
 def read_reviews(path: Path) -> pd.DataFrame:
@@ -151,18 +209,21 @@ def review_count(path: Path) -> int:
         raise unreadable(path, error) from None
 
 
+def parquet_chunks(
+    path: Path, chunk_size: int, columns: Sequence[str] | None = None
+) -> Iterator[pd.DataFrame]:
+    """Any parquet file, ``chunk_size`` rows at a time, in memory bounded by a chunk. Buffered and
+    on this thread: pyarrow's default reads a whole row group's column into memory first, and
+    many tools write a file as one row group. Errors are the caller's to name."""
+    parquet = pq.ParquetFile(path, buffer_size=2**20, pre_buffer=False)
+    for batch in parquet.iter_batches(batch_size=chunk_size, columns=columns, use_threads=False):
+        yield batch.to_pandas()
+
+
 def iter_reviews(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
-    """The reviews of a parquet file, ``chunk_size`` rows at a time, so that memory stays
-    bounded by a chunk however large the split."""
+    """The reviews of a pipeline parquet file, ``chunk_size`` rows at a time."""
     try:
-        # A buffered stream, read on this thread: pyarrow's default reads a whole row group's
-        # column into memory first, and ingest writes each split as a single row group.
-        parquet = pq.ParquetFile(existing(path), buffer_size=2**20, pre_buffer=False)
-        batches = parquet.iter_batches(
-            batch_size=chunk_size, columns=["text", "label"], use_threads=False
-        )
-        for batch in batches:
-            yield batch.to_pandas()
+        yield from parquet_chunks(existing(path), chunk_size, columns=["text", "label"])
     except (pa.ArrowException, OSError, KeyError) as error:
         raise unreadable(path, error) from None
 

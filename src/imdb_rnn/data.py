@@ -1,7 +1,10 @@
-"""Labelled reviews in memory: validation, splitting protocols and summary statistics.
+"""Labelled reviews: validation chunk by chunk, splitting protocols and summary statistics.
 
-Every function here takes and returns pandas DataFrames with exactly two columns, ``text`` (str) and
-``label`` (0 = negative, 1 = positive); reading and writing them is the stages' business.
+Reviews are pandas DataFrames with exactly two columns, ``text`` (str) and ``label`` (0 = negative,
+1 = positive), cleaned a chunk at a time. Splitting needs no text: the protocols work on the labels
+alone and return, per split, the *positions* of its reviews in the cleaned source (all source
+splits end to end), so that ingest can gather each split's text from disk a chunk at a time
+whatever the corpus size. Reading and writing are the stages' business.
 """
 
 from __future__ import annotations
@@ -20,101 +23,149 @@ COLUMNS = ("text", "label")
 SPLIT_NAMES = ("train", "validation", "test")
 
 
-@dataclass(frozen=True)
-class Splits:
-    """The three splits every downstream stage reads."""
-
-    train: pd.DataFrame
-    validation: pd.DataFrame
-    test: pd.DataFrame
-
-    def items(self) -> list[tuple[str, pd.DataFrame]]:
-        return [(name, getattr(self, name)) for name in SPLIT_NAMES]
-
-
-def clean_reviews(frame: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, int]:
-    """Check columns and labels and drop empty reviews; return the clean frame and the drop count.
+class ReviewCleaner:
+    """Cleans one source split a chunk at a time: checks the columns, drops empty reviews, and
+    counts labels outside {0, 1} so that ``finish`` can report them all in one error.
 
     ``origin`` names the input in error messages (e.g. "huggingface stanfordnlp/imdb, split train").
     """
-    missing = [column for column in COLUMNS if column not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{origin}: missing column(s) {', '.join(missing)};"
-            f" found {', '.join(map(str, frame.columns))}. Rename the columns to 'text' and 'label'"
+
+    def __init__(self, origin: str):
+        self.origin = origin
+        self.rows = 0
+        self.kept = 0
+        self.dropped_empty = 0
+        self.bad_labels = 0
+        self.bad_label_examples: list[str] = []
+
+    def clean(self, frame: pd.DataFrame) -> pd.DataFrame:
+        missing = [column for column in COLUMNS if column not in frame.columns]
+        if missing:
+            raise DataError(
+                f"{self.origin}: missing column(s) {', '.join(missing)};"
+                f" found {', '.join(map(str, frame.columns))}. Rename the columns to 'text' and"
+                " 'label'"
+            )
+        self.rows += len(frame)
+        labels = pd.to_numeric(frame["label"], errors="coerce")
+        bad = ~labels.isin([0, 1])
+        if bad.any():
+            self.bad_labels += int(bad.sum())
+            for example in frame["label"][bad].astype(str).unique():
+                if len(self.bad_label_examples) < 3 and example not in self.bad_label_examples:
+                    self.bad_label_examples.append(example)
+        texts = frame["text"].astype("string").fillna("")
+        keep = (texts.str.strip() != "") & ~bad
+        self.dropped_empty += int((~keep & ~bad).sum())
+        self.kept += int(keep.sum())
+        return pd.DataFrame(
+            {"text": texts[keep].astype(str).to_numpy(), "label": labels[keep].to_numpy("int8")}
         )
-    if frame.empty:
-        raise DataError(f"{origin}: no reviews; check the source and its split files")
-    labels = pd.to_numeric(frame["label"], errors="coerce")
-    bad_labels = ~labels.isin([0, 1])
-    if bad_labels.any():
-        examples = frame["label"][bad_labels].astype(str).unique()[:3].tolist()
-        raise DataError(
-            f"{origin}: {int(bad_labels.sum())} label(s) outside {{0, 1}}, e.g. {examples};"
-            " use 0 for negative and 1 for positive, and drop unlabelled rows (label -1)"
-        )
-    texts = frame["text"].astype("string").fillna("")
-    empty = texts.str.strip() == ""
-    clean = pd.DataFrame(
-        {"text": texts[~empty].astype(str).to_numpy(), "label": labels[~empty].to_numpy("int8")}
-    )
-    if clean.empty:
-        raise DataError(f"{origin}: every review is empty or whitespace")
-    return clean, int(empty.sum())
+
+    def finish(self) -> None:
+        """Raise the error the whole split earned, if any."""
+        if self.bad_labels:
+            raise DataError(
+                f"{self.origin}: {self.bad_labels} label(s) outside {{0, 1}}, e.g."
+                f" {self.bad_label_examples}; use 0 for negative and 1 for positive, and drop"
+                " unlabelled rows (label -1)"
+            )
+        if self.rows == 0:
+            raise DataError(f"{self.origin}: no reviews; check the source and its split files")
+        if self.kept == 0:
+            raise DataError(f"{self.origin}: every review is empty or whitespace")
+
+
+def clean_reviews(frame: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, int]:
+    """One frame cleaned and checked whole; return the clean frame and the empty reviews dropped."""
+    cleaner = ReviewCleaner(origin)
+    clean = cleaner.clean(frame)
+    cleaner.finish()
+    return clean, cleaner.dropped_empty
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The three splits every downstream stage reads, as positions of their reviews in the
+    cleaned source, in the order they are written."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+    def items(self) -> list[tuple[str, np.ndarray]]:
+        return [(name, getattr(self, name)) for name in SPLIT_NAMES]
 
 
 def _stratified_split(
-    frame: pd.DataFrame, fraction: float, seed: int, what: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split off ``fraction`` of the rows with the label balance kept; (rest, split-off part)."""
-    counts = frame["label"].value_counts()
-    if len(counts) < 2 or counts.min() < 2 or round(len(frame) * fraction) < 2:
+    rows: np.ndarray, labels: np.ndarray, fraction: float, seed: int, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split off ``fraction`` of ``rows`` with the label balance kept; (rest, split-off part).
+
+    ``labels`` are those of every position, so ``labels[rows]`` are the rows' labels. The result
+    is the one train_test_split gives for a frame of these rows: it depends only on the labels.
+    """
+    row_labels = labels[rows]
+    values, counts = np.unique(row_labels, return_counts=True)
+    if len(counts) < 2 or counts.min() < 2 or round(len(rows) * fraction) < 2:
+        balance = {int(value): int(count) for value, count in zip(values, counts, strict=True)}
         raise DataError(
-            f"cannot carve a stratified {what} set ({fraction:.0%}) out of {len(frame)} reviews"
-            f" with label counts {counts.to_dict()}; supply more reviews of both labels"
+            f"cannot carve a stratified {what} set ({fraction:.0%}) out of {len(rows)} reviews"
+            f" with label counts {balance}; supply more reviews of both labels"
         )
-    rest, part = train_test_split(
-        frame, test_size=fraction, random_state=seed, stratify=frame["label"]
-    )
-    return rest.reset_index(drop=True), part.reset_index(drop=True)
+    rest, part = train_test_split(rows, test_size=fraction, random_state=seed, stratify=row_labels)
+    return rest, part
 
 
 def split_official(
-    train: pd.DataFrame, test: pd.DataFrame, validation_fraction: float, seed: int
+    train_rows: np.ndarray,
+    test_rows: np.ndarray,
+    labels: np.ndarray,
+    validation_fraction: float,
+    seed: int,
 ) -> Splits:
     """Keep the official test split untouched; carve validation out of train (stratified)."""
-    train, validation = _stratified_split(train, validation_fraction, seed, "validation")
-    return Splits(train=train, validation=validation, test=test.reset_index(drop=True))
+    train, validation = _stratified_split(
+        train_rows, labels, validation_fraction, seed, "validation"
+    )
+    return Splits(train=train, validation=validation, test=test_rows)
 
 
 def split_random(
-    pooled: pd.DataFrame, test_fraction: float, validation_fraction: float, seed: int
+    rows: np.ndarray,
+    labels: np.ndarray,
+    test_fraction: float,
+    validation_fraction: float,
+    seed: int,
 ) -> Splits:
     """Re-split pooled reviews: ``test_fraction`` to test, then ``validation_fraction`` of the rest.
 
     This is the protocol of the seed notebook that reports 0.91 on an 80/20 re-split of all 50,000
     reviews; it is easier than the official split, so its numbers are not comparable with it.
     """
-    rest, test = _stratified_split(pooled, test_fraction, seed, "test")
-    train, validation = _stratified_split(rest, validation_fraction, seed, "validation")
+    rest, test = _stratified_split(rows, labels, test_fraction, seed, "test")
+    train, validation = _stratified_split(rest, labels, validation_fraction, seed, "validation")
     return Splits(train=train, validation=validation, test=test)
 
 
-def cap_reviews(frame: pd.DataFrame, max_reviews: int, seed: int) -> pd.DataFrame:
-    """A stratified sample of at most ``max_reviews`` rows, for quick runs on a subset."""
-    if len(frame) <= max_reviews:
-        return frame
-    if frame["label"].nunique() < 2 or max_reviews < 2:
-        return frame.sample(n=max_reviews, random_state=seed).reset_index(drop=True)
+def cap_reviews(rows: np.ndarray, labels: np.ndarray, max_reviews: int, seed: int) -> np.ndarray:
+    """A stratified sample of at most ``max_reviews`` of ``rows``, for quick runs on a subset."""
+    if len(rows) <= max_reviews:
+        return rows
+    if len(np.unique(labels[rows])) < 2 or max_reviews < 2:
+        return pd.Series(rows).sample(n=max_reviews, random_state=seed).to_numpy()
     sample, _ = train_test_split(
-        frame, train_size=max_reviews, random_state=seed, stratify=frame["label"]
+        rows, train_size=max_reviews, random_state=seed, stratify=labels[rows]
     )
-    return sample.reset_index(drop=True)
+    return sample
 
 
-def _length_stats(texts: pd.Series) -> dict[str, float]:
+def word_counts(texts: pd.Series) -> np.ndarray:
     """Review length in whitespace-separated words, as the seeds measure it."""
-    lengths = texts.str.split().str.len().to_numpy()
+    return texts.str.split().str.len().to_numpy(np.int64)
+
+
+def _length_stats(lengths: np.ndarray) -> dict[str, float]:
     return {
         "mean_words": round(float(np.mean(lengths)), 1),
         "median_words": round(float(np.median(lengths)), 1),
@@ -122,54 +173,68 @@ def _length_stats(texts: pd.Series) -> dict[str, float]:
     }
 
 
-def summarize_splits(splits: Splits, dropped_empty: Mapping[str, int]) -> dict:
-    """The content of reports/data.json: rows, label balance and lengths per split."""
+def summarize_splits(
+    labels: Mapping[str, np.ndarray],
+    lengths: Mapping[str, np.ndarray],
+    dropped_empty: Mapping[str, int],
+) -> dict:
+    """The content of reports/data.json: rows, label balance and lengths (in words) per split."""
     summary: dict[str, dict] = {}
-    for name, frame in splits.items():
+    for name in SPLIT_NAMES:
         summary[name] = {
-            "rows": len(frame),
-            "positive_share": round(float(frame["label"].mean()), 4),
-            **_length_stats(frame["text"]),
+            "rows": len(labels[name]),
+            "positive_share": round(float(np.mean(labels[name])), 4),
+            **_length_stats(lengths[name]),
         }
     summary["dropped_empty_reviews"] = dict(dropped_empty)
     return summary
 
 
 def make_splits(
-    raw: Mapping[str, pd.DataFrame], params: IngestParams, origin: str
-) -> tuple[Splits, dict[str, int]]:
-    """Clean the source's splits and apply the split protocol; also return empty reviews dropped.
+    source_labels: Mapping[str, np.ndarray], params: IngestParams, origin: str
+) -> Splits:
+    """Apply the split protocol to the cleaned source's labels.
 
-    ``raw`` maps split names ("train", "test", or "pooled" for a single file) to frames.
+    ``source_labels`` maps the source's splits ("train", "test", or "pooled" for a single file)
+    to their labels, in the order the cleaned source holds them; the result's positions count
+    through all of them end to end.
     """
-    cleaned, dropped = {}, {}
-    for name, frame in raw.items():
-        cleaned[name], dropped[name] = clean_reviews(frame, f"{origin}, split {name}")
+    labels = np.concatenate(list(source_labels.values()))
+    starts = np.cumsum([0] + [len(part) for part in source_labels.values()])
+    rows = {
+        name: np.arange(start, start + len(part), dtype=np.int64)
+        for (name, part), start in zip(source_labels.items(), starts[:-1], strict=True)
+    }
     if params.protocol == "official":
-        if set(cleaned) != {"train", "test"}:
+        if set(rows) != {"train", "test"}:
             raise DataError(
-                f"{origin} has no official train/test splits (it has {sorted(cleaned)});"
+                f"{origin} has no official train/test splits (it has {sorted(rows)});"
                 " set ingest.protocol to random"
             )
         splits = split_official(
-            cleaned["train"], cleaned["test"], params.validation_fraction, params.seed
+            rows["train"], rows["test"], labels, params.validation_fraction, params.seed
         )
     else:
-        pooled = pd.concat(list(cleaned.values()), ignore_index=True)
-        splits = split_random(pooled, params.test_fraction, params.validation_fraction, params.seed)
+        splits = split_random(
+            np.arange(len(labels), dtype=np.int64),
+            labels,
+            params.test_fraction,
+            params.validation_fraction,
+            params.seed,
+        )
     if params.max_reviews_per_split is not None:
         splits = Splits(
             *(
-                cap_reviews(frame, params.max_reviews_per_split, params.seed)
-                for _, frame in splits.items()
+                cap_reviews(part, labels, params.max_reviews_per_split, params.seed)
+                for _, part in splits.items()
             )
         )
-    for name, frame in splits.items():
+    for name, part in splits.items():
         # One label only: accuracy is meaningless, ROC-AUC undefined, the linear member cannot fit.
-        if frame["label"].nunique() < 2:
+        if len(np.unique(labels[part])) < 2:
             raise DataError(
-                f"the {name} split has reviews of one label only ({len(frame)} reviews, label"
-                f" {int(frame['label'].iloc[0])}); it needs both, e.g. raise"
+                f"the {name} split has reviews of one label only ({len(part)} reviews, label"
+                f" {int(labels[part][0])}); it needs both, e.g. raise"
                 " ingest.max_reviews_per_split to at least 2 or supply reviews of both labels"
             )
-    return splits, dropped
+    return splits

@@ -1,19 +1,24 @@
 """Where reviews come from: the Hugging Face Hub, Keras, or local files.
 
-This is the ingest stage's network edge. Each loader returns plain in-memory DataFrames, turns "no
-network and no local copy" into a SourceUnavailableError that says how to work offline, and turns
-an unreadable local file into a one-line DataError that names it.
+This is the ingest stage's network edge. Each loader returns, per source split, an iterator of
+DataFrames of at most ``chunk_size`` reviews, so that no source is ever in memory whole (the Hub's
+datasets are memory-mapped Arrow files; local files are read a chunk at a time). It turns "no
+network and no local copy" into a SourceUnavailableError that says how to work offline, and an
+unreadable local file into a one-line DataError that names it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
+from imdb_rnn import artifacts
 from imdb_rnn.errors import DataError, SourceUnavailableError
 
 log = logging.getLogger(__name__)
@@ -23,12 +28,16 @@ OFFICIAL_SPLITS = ("train", "test")
 # The key a source without official splits (a single file) uses for its one pool of reviews.
 POOLED = "pooled"
 LOCAL_SUFFIXES = (".parquet", ".csv")
+# Reviews per chunk: IMDB reviews average 1.3 kB, so a chunk is ~13 MB of text.
+REVIEWS_PER_CHUNK = 10_000
+
+Chunks = Iterator[pd.DataFrame]
 
 # Keras' IMDB arrays reserve the lowest ids: a word's id is its word-index rank + `index_from`.
 KERAS_PADDING_ID = 0
 
 
-def load_huggingface(dataset: str, revision: str | None) -> dict[str, pd.DataFrame]:
+def load_huggingface(dataset: str, revision: str | None, chunk_size: int) -> dict[str, Chunks]:
     """The official train and test splits of a Hub dataset with `text` and `label` columns."""
     import datasets  # imported here: it takes a second and only this source needs it
 
@@ -46,7 +55,10 @@ def load_huggingface(dataset: str, revision: str | None) -> dict[str, pd.DataFra
             f"Hugging Face dataset '{dataset}' has no split(s) {missing} (it has {list(loaded)});"
             " use a dataset with official train and test splits"
         )
-    return {split: loaded[split].to_pandas() for split in OFFICIAL_SPLITS}
+    return {
+        split: loaded[split].with_format("pandas").iter(batch_size=chunk_size)
+        for split in OFFICIAL_SPLITS
+    }
 
 
 def decode_keras_reviews(
@@ -71,8 +83,8 @@ def decode_keras_reviews(
     ]
 
 
-def load_keras() -> dict[str, pd.DataFrame]:
-    """Keras' IMDB arrays, decoded back to text with its word index."""
+def load_keras(chunk_size: int) -> dict[str, Chunks]:
+    """Keras' IMDB arrays, decoded back to text with its word index (Keras loads them whole)."""
     from keras.datasets import imdb  # imported here: TensorFlow takes seconds to import
 
     try:
@@ -88,23 +100,26 @@ def load_keras() -> dict[str, pd.DataFrame]:
             " ingest.source to huggingface or a local directory"
         ) from None
     # The defaults of load_data: start_char=1, oov_char=2, index_from=3.
+    splits = {"train": (train_ids, train_labels), "test": (test_ids, test_labels)}
     return {
-        "train": pd.DataFrame(
-            {"text": decode_keras_reviews(train_ids, word_index), "label": train_labels}
-        ),
-        "test": pd.DataFrame(
-            {"text": decode_keras_reviews(test_ids, word_index), "label": test_labels}
-        ),
+        split: _in_chunks(
+            pd.DataFrame({"text": decode_keras_reviews(ids, word_index), "label": labels}),
+            chunk_size,
+        )
+        for split, (ids, labels) in splits.items()
     }
 
 
-def read_local_table(path: Path) -> pd.DataFrame:
-    """One parquet or CSV file; an unreadable one is a DataError naming the file and the fix."""
+def _in_chunks(frame: pd.DataFrame, chunk_size: int) -> Chunks:
+    for start in range(0, len(frame), chunk_size):
+        yield frame.iloc[start : start + chunk_size]
+
+
+@contextlib.contextmanager
+def _read_errors(path: Path) -> Iterator[None]:
+    """Turn the ways a local file can be unreadable into one-line DataErrors naming the fix."""
     try:
-        if path.suffix == ".csv":
-            # keep_default_na=False: a review that reads "NA" or "null" is text, not missing
-            return pd.read_csv(path, keep_default_na=False, encoding="utf-8")
-        return pd.read_parquet(path)
+        yield
     except UnicodeDecodeError as error:
         raise DataError(
             f"{path} is not UTF-8 (byte {error.object[error.start]:#04x} at offset {error.start});"
@@ -126,7 +141,24 @@ def read_local_table(path: Path) -> pd.DataFrame:
         ) from None
 
 
-def load_local(path: Path) -> dict[str, pd.DataFrame]:
+def read_local_chunks(path: Path, chunk_size: int) -> Chunks:
+    """One parquet or CSV file, ``chunk_size`` reviews at a time."""
+    with _read_errors(path):
+        if path.suffix == ".csv":
+            # keep_default_na=False: a review that reads "NA" or "null" is text, not missing
+            with pd.read_csv(
+                path, keep_default_na=False, encoding="utf-8", chunksize=chunk_size
+            ) as chunks:
+                yield from chunks
+            return
+        yield from artifacts.parquet_chunks(path, chunk_size)
+
+
+def _chained(files: Iterable[Path], chunk_size: int) -> Chunks:
+    return itertools.chain.from_iterable(read_local_chunks(file, chunk_size) for file in files)
+
+
+def load_local(path: Path, chunk_size: int) -> dict[str, Chunks]:
     """Reviews from a parquet/CSV file (one pool) or a directory of ``train*``/``test*`` files.
 
     A directory is searched recursively, so the Hub's own layout (``plain_text/train-00000-of-00001
@@ -140,8 +172,8 @@ def load_local(path: Path) -> dict[str, pd.DataFrame]:
     if path.is_file():
         if path.suffix not in LOCAL_SUFFIXES:
             raise DataError(f"{path}: unsupported file type; use .parquet or .csv")
-        return {POOLED: read_local_table(path)}
-    splits: dict[str, pd.DataFrame] = {}
+        return {POOLED: read_local_chunks(path, chunk_size)}
+    splits: dict[str, Chunks] = {}
     for split in OFFICIAL_SPLITS:
         files = sorted(
             file
@@ -155,14 +187,17 @@ def load_local(path: Path) -> dict[str, pd.DataFrame]:
                 " protocol: random)"
             )
         log.info("%s split: %s", split, ", ".join(str(file.relative_to(path)) for file in files))
-        splits[split] = pd.concat([read_local_table(file) for file in files], ignore_index=True)
+        splits[split] = _chained(files, chunk_size)
     return splits
 
 
-def load_reviews(source: str, dataset: str, revision: str | None) -> dict[str, pd.DataFrame]:
-    """Dispatch on ``ingest.source``: 'huggingface', 'keras', or a local path."""
+def load_reviews(
+    source: str, dataset: str, revision: str | None, chunk_size: int = REVIEWS_PER_CHUNK
+) -> dict[str, Chunks]:
+    """Dispatch on ``ingest.source``: 'huggingface', 'keras', or a local path. Only what can be
+    checked without reading the reviews is checked here; a bad file fails while it is read."""
     if source == "huggingface":
-        return load_huggingface(dataset, revision)
+        return load_huggingface(dataset, revision, chunk_size)
     if source == "keras":
-        return load_keras()
-    return load_local(Path(source))
+        return load_keras(chunk_size)
+    return load_local(Path(source), chunk_size)
