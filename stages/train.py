@@ -130,11 +130,11 @@ def main(argv: list[str] | None = None) -> dict:
     from dvclive.keras import DVCLiveCallback
 
     from imdb_rnn import resume
+    from imdb_rnn.distribution import all_workers_agree, distribution_strategy
     from imdb_rnn.environment import describe_environment
     from imdb_rnn.model import (
         build_classifier,
         compile_classifier,
-        distribution_strategy,
         fit_classifier,
         saved_epoch,
         seed_everything,
@@ -160,6 +160,11 @@ def main(argv: list[str] | None = None) -> dict:
     state_dir.lock(args.model)
     saved = state_dir.load()
     strategy = distribution_strategy(params.distribution)
+    # With several workers, all must resume from the same epoch, or their steps no longer pair
+    # up; a worker killed while saving can be an epoch behind the others.
+    if not all_workers_agree(strategy, saved.epochs_done if saved else -1):
+        log.info("starting from scratch: the workers' saved states are of different epochs")
+        saved = None
 
     seed_everything(params.seed, params.deterministic)
     with strategy.scope() if strategy else contextlib.nullcontext():

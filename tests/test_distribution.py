@@ -24,9 +24,9 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from imdb_rnn import resume
 from imdb_rnn.encoding import Encoding, encode, pad_and_truncate
+from imdb_rnn.distribution import distribution_strategy
 from imdb_rnn.model import (
-    build_classifier, compile_classifier, distribution_strategy, fit_classifier, seed_everything,
-    training_callbacks,
+    build_classifier, compile_classifier, fit_classifier, seed_everything, training_callbacks,
 )
 from imdb_rnn.params import TrainParams
 from imdb_rnn.text import tokenize

@@ -108,6 +108,7 @@ RERUNS = {
     "model": {"train", "evaluate"},
     "model_file": {"train", "evaluate"},
     "resume": {"train"},
+    "distribution": {"train"},
     "evaluation": {"evaluate", "linear", "combine"},
     "predictions": {"evaluate", "linear", "combine"},
     "linear": {"linear"},

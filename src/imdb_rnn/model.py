@@ -75,20 +75,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def distribution_strategy(name: str, devices: list[str] | None = None):
-    """None for one device, or a MirroredStrategy that trains a copy of the model on each of
-    ``devices`` (default: every GPU of this machine) and all-reduces their gradients each step.
-
-    Keras 3's model.fit does not support MultiWorkerMirroredStrategy (keras-team/keras#20585,
-    tensorflow/tensorflow#72388), so training across machines is not offered (docs/scaling.md).
-    """
-    if name == "none":
-        return None
-    import tensorflow as tf
-
-    return tf.distribute.MirroredStrategy(devices)
-
-
 def uses_cudnn_kernels(params: TrainParams) -> bool:
     """Whether Keras can run the recurrent layers on cuDNN when a GPU is present.
 

@@ -190,9 +190,10 @@ class TrainParams(_Section):
     deterministic: bool = Field(
         description="TensorFlow op determinism: identical reruns (no cost measured on CPU)"
     )
-    distribution: Literal["none", "mirrored"] = Field(
+    distribution: Literal["none", "mirrored", "multi_worker"] = Field(
         description="none: one device; mirrored: a replica on every GPU of this machine,"
-        " gradients all-reduced each step (docs/scaling.md)"
+        " gradients all-reduced each step; multi_worker: one worker per machine named in"
+        " TF_CONFIG, all-reduced over the network (docs/scaling.md)"
     )
 
     @model_validator(mode="after")

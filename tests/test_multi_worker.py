@@ -1,0 +1,108 @@
+"""train.distribution: multi_worker, for real: two worker processes on the loopback interface.
+
+Each worker has its own copy of the project, as it would on its own machine, and runs `dvc repro`
+with its own TF_CONFIG. Both are killed after the first of three epochs, as a preempted job would
+be, and restarted: they must resume together, end with the same model (their weights are kept
+equal by the all-reduce), and learn the toy sentiment as well as one worker does.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from imdb_rnn.resume import read_state
+from tests.conftest import make_reviews
+from tests.scratch_project import Project
+from tests.test_resume import make_project, saved_states, snapshot, stage_process, start_repro
+
+pytestmark = pytest.mark.slow
+
+WORKERS = 2
+
+
+@pytest.fixture
+def dataset(tmp_path) -> Path:
+    """Epochs of a second or two: time to see the first one saved and kill the second."""
+    directory = tmp_path / "imdb"
+    directory.mkdir()
+    make_reviews(2000, seed=1).to_parquet(directory / "train.parquet")
+    make_reviews(300, seed=2).to_parquet(directory / "test.parquet")
+    return directory
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for each in sockets:
+        each.bind(("127.0.0.1", 0))
+    ports = [each.getsockname()[1] for each in sockets]
+    for each in sockets:
+        each.close()
+    return ports
+
+
+def start_workers(workers: list[Project], ports: list[int]) -> list[subprocess.Popen]:
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    for index, worker in enumerate(workers):
+        config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        worker.env["TF_CONFIG"] = json.dumps(config)
+    return [start_repro(worker) for worker in workers]
+
+
+def wait_for_epoch_1(workers: list[Project], repros: list[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + 300
+    while not all(saved_states(worker) for worker in workers):
+        for repro in repros:
+            assert time.monotonic() < deadline and repro.poll() is None, repro.communicate()[0]
+        time.sleep(0.02)
+
+
+def saved_model_accuracy(project: Project) -> float:
+    metrics = json.loads((project.root / "reports/train/metrics.json").read_text())
+    return metrics["saved_model"]["val_accuracy"]
+
+
+def test_two_workers_train_in_step_resume_together_and_learn_as_one_does(tmp_path, dataset):
+    one = make_project(tmp_path / "one", dataset)
+    one.repro()
+
+    workers = []
+    for index in range(WORKERS):
+        worker = make_project(tmp_path / f"worker{index}", dataset)
+        worker.set_param("train.distribution", "multi_worker")
+        worker.commit("multi-worker training")
+        worker.repro("embed")
+        workers.append(worker)
+
+    repros = start_workers(workers, free_ports(WORKERS))
+    trainers = [stage_process(worker, "train") for worker in workers]
+    wait_for_epoch_1(workers, repros)
+    for trainer in trainers:
+        trainer.send_signal(signal.SIGSTOP)  # freeze both to read their states, then kill both
+    epochs_saved = [read_state(saved_states(worker)[0]).epochs_done for worker in workers]
+    for trainer in trainers:
+        trainer.send_signal(signal.SIGKILL)
+    for repro in repros:
+        output = repro.communicate(timeout=60)[0]
+        assert repro.returncode != 0, output
+
+    repros = start_workers(workers, free_ports(WORKERS))
+    outputs = [repro.communicate(timeout=600)[0] for repro in repros]
+    for repro, output in zip(repros, outputs, strict=True):
+        assert repro.returncode == 0, output
+    if len(set(epochs_saved)) == 1:  # the usual case: killed between two saves
+        expected = f"resuming at epoch {epochs_saved[0] + 1} of 3"
+    else:  # one was killed while saving: its state is an epoch behind
+        expected = "starting from scratch: the workers' saved states are of different epochs"
+    assert all(expected in output for output in outputs), outputs
+    assert "worker 2 of 2 (2 replicas in all)" in outputs[1]
+
+    assert snapshot(workers[0]) == snapshot(workers[1]), "the workers' weights drifted apart"
+    assert saved_model_accuracy(one) > 0.8
+    assert abs(saved_model_accuracy(workers[0]) - saved_model_accuracy(one)) <= 0.1
