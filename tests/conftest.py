@@ -78,3 +78,13 @@ def tiny_dataset(tmp_path: Path) -> Path:
     make_reviews(200, seed=1).to_parquet(directory / "train-00000-of-00001.parquet")
     make_reviews(100, seed=2).to_parquet(directory / "test-00000-of-00001.parquet")
     return directory.parent
+
+
+@pytest.fixture
+def slow_dataset(tmp_path) -> Path:
+    """Enough reviews that a training epoch takes about a second: time to kill it mid-epoch."""
+    directory = tmp_path / "imdb"
+    directory.mkdir()
+    make_reviews(3000, seed=1).to_parquet(directory / "train.parquet")
+    make_reviews(300, seed=2).to_parquet(directory / "test.parquet")
+    return directory

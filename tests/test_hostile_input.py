@@ -498,3 +498,30 @@ def test_ctrl_c_is_one_line(capsys):
         cli.run(main, "train")
     assert stopped.value.code == 130
     assert capsys.readouterr().err.strip().startswith("train: error: interrupted")
+
+
+# Found with multi-worker training: TensorFlow answers a bad TF_CONFIG with a traceback.
+@pytest.mark.slow
+def test_a_tf_config_that_is_not_json_is_one_line(tokenized, tiny_params):
+    tiny_params["train"]["distribution"] = "multi_worker"
+    write_params(tokenized, tiny_params)
+    assert run_stage(tokenized, "embed", *EMBED_ARGS).returncode == 0
+    quoted_like_python = "{'cluster': {'worker': ['host0:12345']}, 'task': {'type': 'worker'}}"
+    result = run_stage(
+        tokenized, "train", *stage_args("train"), env={"TF_CONFIG": quoted_like_python}
+    )
+    assert "TF_CONFIG is not JSON" in one_line_error(result)
+    assert not (tokenized / "models/model.keras").exists()
+
+
+@pytest.mark.parametrize(
+    "task",
+    [{"type": "worker", "index": 2}, {"type": "chief", "index": 0}, {"type": "worker"}],
+)
+def test_a_tf_config_task_outside_its_cluster_is_named(task):
+    from imdb_rnn.distribution import check_cluster
+
+    cluster = {"worker": ["host0:12345", "host1:12345"]}
+    with pytest.raises(ParamsError, match="is not in its cluster"):
+        check_cluster(json.dumps({"cluster": cluster, "task": task}))
+    check_cluster(json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))

@@ -9,32 +9,21 @@ equal by the all-reduce), and learn the toy sentiment as well as one worker does
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from imdb_rnn.resume import read_state
-from tests.conftest import make_reviews
 from tests.scratch_project import Project
 from tests.test_resume import make_project, saved_states, stage_process
 
 pytestmark = pytest.mark.slow
 
 WORKERS = 2
-
-
-@pytest.fixture
-def dataset(tmp_path) -> Path:
-    """Epochs of a second or two: time to see the first one saved and kill the second."""
-    directory = tmp_path / "imdb"
-    directory.mkdir()
-    make_reviews(2000, seed=1).to_parquet(directory / "train.parquet")
-    make_reviews(300, seed=2).to_parquet(directory / "test.parquet")
-    return directory
 
 
 def free_ports(count: int) -> list[int]:
@@ -85,17 +74,18 @@ def saved_model_accuracy(project: Project) -> float:
     return metrics["saved_model"]["val_accuracy"]
 
 
-def test_two_workers_train_in_step_resume_together_and_learn_as_one_does(tmp_path, dataset):
-    one = make_project(tmp_path / "one", dataset)
-    one.repro("train")
-
+def test_two_workers_train_in_step_resume_together_and_learn_as_one_does(tmp_path, slow_dataset):
+    one = make_project(tmp_path / "one", slow_dataset)
+    one.repro("embed")
     workers = []
-    for index in range(WORKERS):
-        worker = make_project(tmp_path / f"worker{index}", dataset)
+    for index in range(WORKERS):  # the same commit and inputs on every "machine"
+        root = tmp_path / f"worker{index}"
+        shutil.copytree(one.root, root, symlinks=True)
+        worker = Project(root)
         worker.set_param("train.distribution", "multi_worker")
         worker.commit("multi-worker training")
-        worker.repro("embed")
         workers.append(worker)
+    one.repro("train")
 
     repros = start_workers(workers, free_ports(WORKERS))
     trainers = [stage_process(worker, "train") for worker in workers]

@@ -18,23 +18,12 @@ import psutil
 import pytest
 
 from imdb_rnn.resume import STATE_SUFFIX, read_state
-from tests.conftest import make_reviews
 from tests.scratch_project import Project, create_tiny_project
 
 pytestmark = pytest.mark.slow
 
 # What an interrupted and resumed run must reproduce byte for byte.
 COMPARED = ("models/model.keras", "reports/train", "reports/metrics", "models/predictor.json")
-
-
-@pytest.fixture
-def slow_dataset(tmp_path) -> Path:
-    """Enough reviews that a training epoch takes about a second: time to kill it mid-epoch."""
-    directory = tmp_path / "imdb"
-    directory.mkdir()
-    make_reviews(3000, seed=1).to_parquet(directory / "train.parquet")
-    make_reviews(300, seed=2).to_parquet(directory / "test.parquet")
-    return directory
 
 
 def make_project(root: Path, dataset: Path) -> Project:
