@@ -9,15 +9,18 @@ equal by the all-reduce), and learn the toy sentiment as well as one worker does
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
 
 from imdb_rnn.resume import read_state
+from tests.conftest import REPO_ROOT
 from tests.scratch_project import Project
 from tests.test_resume import make_project, saved_states, stage_process
 
@@ -113,3 +116,35 @@ def test_two_workers_train_in_step_resume_together_and_learn_as_one_does(tmp_pat
     assert trained(workers[0]) == trained(workers[1]), "the workers' weights drifted apart"
     assert saved_model_accuracy(one) > 0.8
     assert abs(saved_model_accuracy(workers[0]) - saved_model_accuracy(one)) <= 0.1
+
+
+AGREEMENT = """
+import json, sys
+from imdb_rnn.distribution import all_workers_agree, distribution_strategy
+strategy = distribution_strategy("multi_worker")
+index = strategy.cluster_resolver.task_id
+print(json.dumps([all_workers_agree(strategy, 1), all_workers_agree(strategy, index)]))
+"""
+
+
+def test_workers_agree_only_on_a_value_they_all_hold(tmp_path):
+    """The decision a restarted cluster takes on the epochs its workers saved, taken by each."""
+    ports = free_ports(WORKERS)
+    processes = []
+    for index in range(WORKERS):
+        cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+        config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", AGREEMENT],
+                cwd=REPO_ROOT,
+                env=os.environ | {"TF_CONFIG": json.dumps(config)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr[-3000:]
+        assert json.loads(stdout.strip().splitlines()[-1]) == [True, False]
