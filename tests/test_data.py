@@ -10,7 +10,6 @@ import pytest
 from imdb_rnn.data import (
     ReviewCleaner,
     cap_reviews,
-    clean_reviews,
     make_splits,
     split_official,
     split_random,
@@ -20,6 +19,14 @@ from imdb_rnn.data import (
 from imdb_rnn.errors import DataError
 from imdb_rnn.params import IngestParams
 from tests.conftest import make_reviews
+
+
+def clean_reviews(frame: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, int]:
+    """One frame cleaned and checked whole, as ingest cleans each source split chunk by chunk."""
+    cleaner = ReviewCleaner(origin)
+    clean = cleaner.clean(frame)
+    cleaner.finish()
+    return clean, cleaner.dropped_empty
 
 
 def test_clean_reviews_drops_empty_and_whitespace_reviews(toy_reviews):

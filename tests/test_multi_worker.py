@@ -39,11 +39,14 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def start_workers(workers: list[Project], ports: list[int]) -> list[subprocess.Popen]:
+def tf_config(ports: list[int], index: int) -> str:
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    return json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+
+
+def start_workers(workers: list[Project], ports: list[int]) -> list[subprocess.Popen]:
     for index, worker in enumerate(workers):
-        config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-        worker.env["TF_CONFIG"] = json.dumps(config)
+        worker.env["TF_CONFIG"] = tf_config(ports, index)
     return [
         subprocess.Popen(
             ["dvc", "repro", "train"],
@@ -132,13 +135,11 @@ def test_workers_agree_only_on_a_value_they_all_hold(tmp_path):
     ports = free_ports(WORKERS)
     processes = []
     for index in range(WORKERS):
-        cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-        config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
         processes.append(
             subprocess.Popen(
                 [sys.executable, "-c", AGREEMENT],
                 cwd=REPO_ROOT,
-                env=os.environ | {"TF_CONFIG": json.dumps(config)},
+                env=os.environ | {"TF_CONFIG": tf_config(ports, index)},
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,

@@ -76,14 +76,6 @@ class ReviewCleaner:
             raise DataError(f"{self.origin}: every review is empty or whitespace")
 
 
-def clean_reviews(frame: pd.DataFrame, origin: str) -> tuple[pd.DataFrame, int]:
-    """One frame cleaned and checked whole; return the clean frame and the empty reviews dropped."""
-    cleaner = ReviewCleaner(origin)
-    clean = cleaner.clean(frame)
-    cleaner.finish()
-    return clean, cleaner.dropped_empty
-
-
 @dataclass(frozen=True)
 class Splits:
     """The three splits every downstream stage reads, as positions of their reviews in the
