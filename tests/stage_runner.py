@@ -13,15 +13,19 @@ import yaml
 from tests.conftest import REPO_ROOT
 
 
-def run_stage(workdir: Path, name: str, *args: str, env: dict | None = None):
+def run_stage(
+    workdir: Path, name: str, *args: str, env: dict | None = None, emulator: tuple[str, ...] = ()
+):
+    """Run ``python -m stages.<name> args`` in workdir; under ``emulator`` (a command that runs
+    a program on another CPU, such as user-mode QEMU) if one is given."""
     environment = os.environ | {"PYTHONPATH": str(REPO_ROOT)} | (env or {})
     return subprocess.run(
-        [sys.executable, "-m", f"stages.{name}", *args],
+        [*emulator, sys.executable, "-m", f"stages.{name}", *args],
         cwd=workdir,
         env=environment,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900 if emulator else 300,
     )
 
 

@@ -295,3 +295,48 @@ def test_an_empty_epoch_range_only_ends_training(default_params, matrix, batch):
         final_epoch=2, verbose=0,
     )  # fmt: skip
     assert ended == ["end"]
+
+
+# TensorFlow ops whose CPU kernels (Eigen's fast-math reciprocal and reciprocal square root) start
+# from the processor's approximate-reciprocal instructions, which Intel, AMD and emulators round
+# differently: one of them in a training step makes the model's bits depend on the CPU.
+CPU_DEPENDENT_OPS = {"Reciprocal", "ReciprocalGrad", "Inv", "InvGrad", "Rsqrt", "RsqrtGrad"}
+
+
+def op_types(function, *args) -> set[str]:
+    """Every op type in a traced function's graph, the bodies of its loops included."""
+    import tensorflow as tf
+
+    graph = tf.function(function).get_concrete_function(*args).graph.as_graph_def()
+    types = {node.op for node in graph.node}
+    for body in graph.library.function:
+        types |= {node.op for node in body.node_def}
+    return types
+
+
+# The defaults, then each optimizer (their updates are where a square root or reciprocal lives).
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, *(variant for variant in VARIANTS if "optimizer" in variant)],
+    ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()),
+)
+def test_no_training_or_prediction_op_rounds_differently_on_another_cpu(
+    default_params, matrix, batch, overrides
+):
+    import tensorflow as tf
+
+    params = train_params(default_params, **overrides)
+    model = compile_classifier(build_classifier(params, matrix), params)
+    ids, labels = (tf.constant(array) for array in batch)
+
+    def training_step(ids, labels):
+        with tf.GradientTape() as tape:
+            probabilities = model(ids, training=True)
+            loss = model.compute_loss(x=ids, y=labels, y_pred=probabilities)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply(gradients, model.trainable_variables)
+
+    training_ops = op_types(training_step, ids, labels)
+    assert "MatMul" in training_ops  # the graph was really traced, loop bodies included
+    assert not training_ops & CPU_DEPENDENT_OPS
+    assert not op_types(lambda ids: model(ids, training=False), ids) & CPU_DEPENDENT_OPS

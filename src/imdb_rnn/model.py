@@ -137,12 +137,50 @@ def build_classifier(params: TrainParams, embedding_matrix: np.ndarray) -> keras
     return keras.Model(token_ids, probability, name=f"{params.model}_classifier")
 
 
+@keras.saving.register_keras_serializable(package="imdb_rnn")
+def binary_crossentropy(labels, probabilities):
+    """Keras' binary cross-entropy, on the logits behind a sigmoid output, with its gradient
+    written out instead of derived by TensorFlow.
+
+    TensorFlow derives the gradient of log1p through its Reciprocal op, whose CPU kernel (Eigen's
+    fast-math reciprocal) starts from the processor's approximate-reciprocal instruction, and
+    Intel, AMD and an emulator each approximate it differently in the last bits: the same
+    training then gave other weights on each. The loss's exact gradient with respect to the logits,
+    sigmoid(logit) - label, needs no reciprocal, and is what the derived one approximates anyway.
+    The loss values are Keras' own (tf.nn.sigmoid_cross_entropy_with_logits).
+    """
+    import tensorflow as tf
+
+    logits = _sigmoid_logits(probabilities)
+    labels = tf.cast(labels, logits.dtype)
+
+    @tf.custom_gradient
+    def cross_entropy(logits):  # (batch, 1)
+        def gradient(upstream):
+            return upstream * (tf.math.sigmoid(logits) - labels)
+
+        return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits), gradient
+
+    return tf.reduce_mean(cross_entropy(logits), axis=-1)  # (batch,), as Keras' loss returns
+
+
+def _sigmoid_logits(probabilities):
+    """The input of the sigmoid that made ``probabilities``, found as Keras' own loss finds it:
+    Keras' sigmoid tags its output with it, and in a graph it is the Sigmoid op's input."""
+    logits = getattr(probabilities, "_keras_logits", None)
+    if logits is None and getattr(getattr(probabilities, "op", None), "type", None) == "Sigmoid":
+        logits = probabilities.op.inputs[0]
+    if logits is None:
+        raise TypeError("binary_crossentropy needs the output of a sigmoid activation")
+    return logits
+
+
 def compile_classifier(model: keras.Model, params: TrainParams) -> keras.Model:
     optimizer_class = OPTIMIZERS[params.optimizer]
     optimizer = optimizer_class(
         learning_rate=params.learning_rate, weight_decay=params.weight_decay
     )
-    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=optimizer, loss=binary_crossentropy, metrics=["accuracy"])
     return model
 
 

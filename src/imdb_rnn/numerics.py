@@ -1,13 +1,16 @@
 """Portable numerics: pin the kernels that decide floating-point bits, before the libraries load.
 
 OpenBLAS (which gensim's Word2Vec and scikit-learn call through SciPy and NumPy), oneDNN (which
-TensorFlow uses for its matrix products) and NumPy's own SIMD loops pick their kernels for the CPU
-they run on: AVX-512 kernels on one machine, AVX2 on another, and the two sum in different orders,
-so the same training gives different bits. Each reads an environment variable when it loads that
-caps what it may pick. Capping all three at AVX2 (with FMA), which x86-64 CPUs have had since
-2013-2015, makes the embedding matrix, the model and every prediction the same bytes on any such
-machine, AVX-512 or not, whatever its core count (tests/test_numerics.py emulates other machines;
-docs/reproducing.md has the measurements, including what the cap costs).
+TensorFlow uses for its matrix products), NumPy's own SIMD loops and TensorFlow's choice of
+graph rewrites all depend on the CPU they run on: AVX-512 kernels on one machine, AVX2 on another,
+and the two sum in different orders, so the same training gives different bits. Each reads an
+environment variable when it loads that fixes its choice. Capping all of them at AVX2 (with FMA),
+which x86-64 CPUs have had since 2013-2015, makes the embedding matrix, the model and every
+prediction the same bytes on any such machine, AVX-512 or not, Intel or AMD, whatever its core
+count. One more source of CPU-dependent bits, the approximate-reciprocal instructions behind
+TensorFlow's Reciprocal and Rsqrt kernels, cannot be switched off by a variable; the model
+avoids those ops instead (imdb_rnn.model.binary_crossentropy). tests/test_numerics.py checks the
+whole under an emulated CPU; docs/reproducing.md has the measurements and what the pins cost.
 
 The variables must be set before NumPy, SciPy or TensorFlow is imported, so ``stages/__init__.py``
 calls ``pin_kernels`` first thing, and imdb-predict restarts itself once with them set. This module
@@ -29,6 +32,10 @@ PINNED_KERNELS = {
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     # NumPy's own SIMD loops (exp, log, sums...): the AVX2 (x86-64-v3) versions, not AVX-512's.
     "NPY_ENABLE_CPU_FEATURES": "X86_V3",
+    # TensorFlow's oneDNN graph rewrites (fused oneDNN ops in place of its own kernels): off.
+    # Unset, TensorFlow turns them on only on CPUs with AVX512-VNNI, AVX-VNNI, BF16 or AMX, so a
+    # recent Xeon and an AVX2 machine ran different kernels and trained different models.
+    "TF_ENABLE_ONEDNN_OPTS": "0",
 }
 # Set to 0 to run with whatever kernels the CPU offers (faster on some machines, bits differ).
 SWITCH_ENV = "IMDB_RNN_PORTABLE_NUMERICS"
