@@ -77,4 +77,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def entry_point() -> None:
-    cli.run(main, "imdb-plots", log_level="WARNING")
+    cli.run(main, "imdb-plots", log_level="WARNING", dies_with_parent=False)

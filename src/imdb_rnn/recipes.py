@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def entry_point() -> None:
-    cli.run(main, "imdb-recipe", log_level="WARNING")
+    cli.run(main, "imdb-recipe", log_level="WARNING", dies_with_parent=False)
 
 
 if __name__ == "__main__":
