@@ -640,3 +640,11 @@ def test_imdb_recipe_outlives_the_shell_that_started_it(recipe_project, monkeypa
     wait_until_gone(recipe)
     assert (recipe_project / "err").read_text() == ""
     assert (recipe_project / "finished").exists(), "the experiment was killed with its shell"
+
+
+def test_a_misspelled_set_key_is_blamed_on_the_set_option(recipe_project):
+    with pytest.raises(ParamsError) as caught:
+        recipe_main(["run", "--dry-run", "seed-001-lstm", "--set", "train.epocs=2"])
+    assert str(caught.value) == (
+        "--set: params.yaml has no key train.epocs (did you mean epochs?); correct --set"
+    )
