@@ -24,6 +24,7 @@ directory is stale and removed; a completed run removes its own.
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import json
 import logging
@@ -253,9 +254,13 @@ class StateDirectory:
 
     def load(self) -> SavedState | None:
         """The saved state of this run's inputs, if any (and clear out what cannot be used)."""
-        # an interrupted atomic write leaves its temporary file behind
-        for leftover in self.directory.glob(f".{self.path.name}.*"):
-            leftover.unlink(missing_ok=True)
+        # A killed write leaves its temporary behind; the lock on it tells a stale one from one
+        # in use. A shared directory may serve several machines, whose locks this one may not
+        # see: there, only this run's own go (no other process writes them while it holds the
+        # run's lock).
+        artifacts.remove_stale_temporaries(
+            self.directory, glob.escape(self.path.name) if self.shared else f"*{STATE_SUFFIX}"
+        )
         others = [
             path
             for path in self.directory.glob(f"*{STATE_SUFFIX}")
@@ -271,8 +276,6 @@ class StateDirectory:
         if not self.shared:
             for path in others:
                 path.unlink(missing_ok=True)
-            for leftover in self.directory.glob(f".*{STATE_SUFFIX}.*"):
-                leftover.unlink(missing_ok=True)
         if not self.path.exists():
             return None
         try:
