@@ -62,7 +62,8 @@ def plot_data_files(plots: list | None) -> list[tuple[str, str, tuple[str, ...]]
     sources = []
     for entry in plots or []:
         title, props = (entry, None) if isinstance(entry, str) else next(iter(entry.items()))
-        x, y = (props or {}).get("x"), (props or {}).get("y")
+        props = props if isinstance(props, dict) else {}
+        x, y = props.get("x"), props.get("y")
         if isinstance(y, dict):  # the id is a title, and y maps each data file to its fields
             for file, fields in y.items():
                 x_field = x.get(file) if isinstance(x, dict) else x
@@ -134,7 +135,8 @@ def check_workspace_plots(start: Path) -> None:
     if root is None or not (root / "dvc.yaml").is_file():
         return  # dvc itself says what is wrong
     document = read_document(root / "dvc.yaml")
-    for title, file, fields in plot_data_files(document.get("plots")):
+    plots = document.get("plots") if isinstance(document, dict) else None
+    for title, file, fields in plot_data_files(plots):
         check_plot_data(root, title, file, fields)
 
 
