@@ -16,6 +16,7 @@ encoding, the model) have their reader and writer beside that object, built on t
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import fnmatch
 import glob
@@ -57,6 +58,8 @@ FILE_MODE = _file_mode()
 # How mkstemp and mkdtemp name a temporary of a file: "." + the file's name + "." + 8 random
 # characters (of a-z, 0-9 and _), then the suffix asked for, if any.
 _TEMPORARY_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}(?:\.[A-Za-z0-9]+)?")
+# What flock answers on a file system without locks (some network and FUSE mounts).
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL}
 
 
 @contextlib.contextmanager
@@ -115,7 +118,13 @@ def _locked_temporary(path: Path, suffix: str, directory: bool) -> tuple[int, Pa
                 prefix=f".{path.name}.", suffix=suffix, dir=path.parent
             )
         # Blocks only while another writer, which saw it unlocked, removes it as stale.
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except OSError as error:
+            if error.errno not in _NO_LOCKS:
+                os.close(descriptor)
+                raise
+            return descriptor, Path(name)  # no writer can lock it either, so none removes it
         with contextlib.suppress(FileNotFoundError):
             if os.path.samestat(os.stat(name), os.fstat(descriptor)):
                 return descriptor, Path(name)
@@ -140,7 +149,7 @@ def _remove_if_unlocked(path: Path) -> None:
         return
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:  # its writer is at work
+    except OSError:  # its writer is at work, or this file system has no locks to tell
         os.close(descriptor)
         return
     try:
