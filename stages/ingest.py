@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -84,10 +83,11 @@ def main(argv: list[str] | None = None) -> None:
     log.info("loading %s", origin)
     sources = load_reviews(params.source, params.dataset, params.revision)
     # Beside the outputs, not in /tmp: /tmp is often memory (tmpfs), which would defeat the point.
-    # In the nearest existing directory, so that a failure creates no directory either.
+    # In the nearest existing directory, so that a failure creates no directory either; a killed
+    # run's scratch (a copy of the whole corpus) is removed by the next.
     output_dir = args.train.parent
     nearest = next(path for path in (output_dir, *output_dir.parents) if path.is_dir())
-    with tempfile.TemporaryDirectory(prefix=".ingest-", dir=nearest) as scratch:
+    with artifacts.scratch_directory(nearest / "ingest") as scratch:
         store = artifacts.ReviewStore(Path(scratch) / "reviews.arrow")
         source_labels, dropped_empty = store_clean_reviews(sources, origin, store)
         labels = np.concatenate(list(source_labels.values()))

@@ -117,6 +117,18 @@ def replace_directory(source: Path, target: Path) -> None:
     os.replace(source, target)
 
 
+def agreed_state(strategy, saved):
+    """``saved`` if every worker resumes from the same epoch, else None. With several workers,
+    all must, or their steps no longer pair up; a worker killed while saving can be an epoch
+    behind the others."""
+    from imdb_rnn.distribution import all_workers_agree
+
+    if all_workers_agree(strategy, saved.epochs_done if saved else -1):
+        return saved
+    log.info("starting from scratch: the workers' saved states are of different epochs")
+    return None
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     params = load_section("train", TrainParams)
@@ -130,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     from dvclive.keras import DVCLiveCallback
 
     from imdb_rnn import resume
-    from imdb_rnn.distribution import all_workers_agree, distribution_strategy
+    from imdb_rnn.distribution import distribution_strategy
     from imdb_rnn.environment import describe_environment
     from imdb_rnn.model import (
         build_classifier,
@@ -158,27 +170,29 @@ def main(argv: list[str] | None = None) -> dict:
         Path(shared or args.state_dir), run_fingerprint, shared=bool(shared)
     )
     state_dir.lock(args.model)
-    saved = state_dir.load()
+    saved = state_dir.load(params.epochs)
     strategy = distribution_strategy(params.distribution)
-    # With several workers, all must resume from the same epoch, or their steps no longer pair
-    # up; a worker killed while saving can be an epoch behind the others.
-    if not all_workers_agree(strategy, saved.epochs_done if saved else -1):
-        log.info("starting from scratch: the workers' saved states are of different epochs")
-        saved = None
+    scope = strategy.scope if strategy else contextlib.nullcontext
+    saved = agreed_state(strategy, saved)
 
     seed_everything(params.seed, params.deterministic)
-    with strategy.scope() if strategy else contextlib.nullcontext():
+    with scope():
         model = compile_classifier(build_classifier(params, inputs.matrix), params)
+        # Checking the state against the model builds the optimizer, whose variables several
+        # workers create together: so only after they agreed that all of them, or none, resume.
         if saved is not None:
+            saved = state_dir.fits(saved, model)
+    saved = agreed_state(strategy, saved)  # again: a worker may have set its state aside
+    if saved is not None:
+        with scope():
             resume.restore_variables(model, saved)
     model.summary(print_fn=log.info)
     if not uses_cudnn_kernels(params):
         log.info("these settings rule out the cuDNN kernels: a GPU will run the generic ones")
     if saved is not None:
         log.info(
-            "resuming at epoch %d of %d (saved %s)",
-            saved.epochs_done + 1,
-            params.epochs,
+            "%s (saved %s)",
+            resume.resume_message(saved, params.epochs),
             datetime.fromtimestamp(saved.saved_at).strftime("%H:%M"),
         )
 
@@ -195,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
     logger = DVCLiveCallback(live=live)
     for epoch, logs in enumerate(saved.history if saved else []):
         logger.on_epoch_end(epoch, dict(logs))  # replay: every step once, in order
-    checkpoint = resume.Checkpoint(state_dir.path, schedule, saved)
+    checkpoint = resume.Checkpoint(state_dir.path, run_fingerprint, schedule, saved)
     first_epoch = saved.epochs_done if saved else 0
     started = time.perf_counter()
     fit_classifier(

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -149,3 +151,40 @@ def test_outputs_get_the_usual_file_mode_not_the_temporary_files(tmp_path):
     probe = tmp_path / "probe"
     probe.write_text("")  # what open() gives under this process's umask
     assert (tmp_path / "report.json").stat().st_mode & 0o777 == probe.stat().st_mode & 0o777
+
+
+# A writer that says where its temporaries are, then works for a minute.
+SLOW_WRITER = """
+import sys, time
+from pathlib import Path
+from imdb_rnn import artifacts
+target = Path(sys.argv[1])
+with artifacts.atomic_path(target, suffix=".keras") as temporary, artifacts.scratch_directory(
+    target
+) as scratch:
+    (scratch / "model.keras").write_bytes(b"half")
+    print(temporary, scratch, flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.slow
+def test_the_next_write_removes_a_killed_writers_temporaries_and_no_others(tmp_path):
+    """kill -9 while models/model.keras was being written left hidden files there forever."""
+    from tests.conftest import REPO_ROOT
+
+    target = tmp_path / "models" / "model.keras"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITER, str(target)],
+        env=os.environ | {"PYTHONPATH": str(REPO_ROOT / "src")},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    in_use = [Path(name) for name in writer.stdout.readline().split()]
+    assert len(in_use) == 2 and all(path.exists() for path in in_use)
+    artifacts.write_json({"a": 1}, target)  # another writer of the same file, meanwhile
+    assert all(path.exists() for path in in_use), "a temporary in use was removed"
+    writer.kill()
+    writer.wait(timeout=30)
+    artifacts.write_json({"a": 2}, target)
+    assert sorted(path.name for path in target.parent.iterdir()) == ["model.keras"]

@@ -48,7 +48,7 @@ strategy = distribution_strategy(params.distribution, devices or None)
 seed_everything(params.seed, deterministic=False)
 with strategy.scope() if strategy else __import__("contextlib").nullcontext():
     model = compile_classifier(build_classifier(params, matrix), params)
-checkpoint = resume.Checkpoint(__import__("pathlib").Path(sys.argv[2]), [], None)
+checkpoint = resume.Checkpoint(__import__("pathlib").Path(sys.argv[2]), "test", [], None)
 fit_classifier(model, params, (ids[:640], labels[:640]), (ids[640:], labels[640:]), "post",
                callbacks=[checkpoint], verbose=0)
 state = resume.read_state(checkpoint.path)

@@ -11,7 +11,10 @@ import errno
 import json
 import os
 import pickle
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -525,3 +528,123 @@ def test_a_tf_config_task_outside_its_cluster_is_named(task):
     with pytest.raises(ParamsError, match="is not in its cluster"):
         check_cluster(json.dumps({"cluster": cluster, "task": task}))
     check_cluster(json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
+
+
+# Round 3: messages that say what really happened.
+# A parent that starts a command and exits once ``ready`` exists, as a shell does that ran
+# `nohup command &` and then ended; it prints the command's process id.
+LAUNCHER = """
+import subprocess, sys, time
+from pathlib import Path
+ready, stdout, stderr, *command = sys.argv[1:]
+with open(stdout, "w") as out, open(stderr, "w") as err:
+    print(subprocess.Popen(command, stdout=out, stderr=err).pid, flush=True)
+while not Path(ready).exists():
+    time.sleep(0.02)
+"""
+# A stage that says it is ready, then works for a minute.
+SLOW_STAGE = """
+import sys, time
+from pathlib import Path
+from imdb_rnn import cli
+cli.run(lambda: (Path(sys.argv[1]).touch(), time.sleep(60)), "train")
+"""
+
+
+def library_env() -> dict:
+    from tests.conftest import REPO_ROOT
+
+    return os.environ | {"PYTHONPATH": str(REPO_ROOT / "src")}
+
+
+def start_orphan(tmp_path: Path, ready: Path, *command: str) -> int:
+    """Start ``command`` under a parent that exits once ``ready`` exists; its process id."""
+    launcher = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LAUNCHER,
+            str(ready),
+            str(tmp_path / "out"),
+            str(tmp_path / "err"),
+            *command,
+        ],
+        env=library_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return int(launcher.stdout)
+
+
+def wait_until_gone(pid: int, timeout: float = 60) -> None:
+    """An orphan is not this process's child: poll (its new parent may leave it a zombie)."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still runs")
+
+
+@pytest.mark.slow
+def test_sigterm_from_elsewhere_does_not_blame_the_parent(tmp_path):
+    ready = tmp_path / "ready"
+    stage = subprocess.Popen(
+        [sys.executable, "-c", SLOW_STAGE, str(ready)],
+        env=library_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while not ready.exists():
+        assert stage.poll() is None, stage.communicate()
+        time.sleep(0.02)
+    stage.send_signal(signal.SIGTERM)  # from a user or a service manager; the parent lives on
+    stderr = stage.communicate(timeout=60)[1]
+    assert stage.returncode == 143
+    assert stderr.strip() == "train: error: stopped by SIGTERM; no output was written"
+
+
+@pytest.mark.slow
+def test_a_stage_whose_parent_ends_says_so(tmp_path):
+    ready = tmp_path / "ready"
+    wait_until_gone(start_orphan(tmp_path, ready, sys.executable, "-c", SLOW_STAGE, str(ready)))
+    assert (tmp_path / "err").read_text().strip() == (
+        "train: error: stopped by SIGTERM (its parent process ended); no output was written"
+    )
+
+
+@pytest.mark.slow
+def test_imdb_recipe_outlives_the_shell_that_started_it(recipe_project, monkeypatch):
+    """`setsid nohup imdb-recipe run X &`, then the shell exits: the experiment must go on."""
+    bin_dir = recipe_project / "bin"
+    bin_dir.mkdir()
+    fake_dvc = bin_dir / "dvc"  # an experiment that runs for a second
+    fake_dvc.write_text(f"#!/bin/sh\ntouch {recipe_project}/ready\nsleep 1\ntouch finished\n")
+    fake_dvc.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    recipe = start_orphan(
+        recipe_project,
+        recipe_project / "ready",
+        sys.executable,
+        "-m",
+        "imdb_rnn.recipes",
+        "run",
+        "seed-001-lstm",
+    )
+    wait_until_gone(recipe)
+    assert (recipe_project / "err").read_text() == ""
+    assert (recipe_project / "finished").exists(), "the experiment was killed with its shell"
+
+
+def test_a_misspelled_set_key_is_blamed_on_the_set_option(recipe_project):
+    with pytest.raises(ParamsError) as caught:
+        recipe_main(["run", "--dry-run", "seed-001-lstm", "--set", "train.epocs=2"])
+    assert str(caught.value) == (
+        "--set: params.yaml has no key train.epocs (did you mean epochs?); correct --set"
+    )

@@ -81,7 +81,7 @@ def test_every_recipe_pins_every_key_that_shapes_its_result(name):
 
 
 def test_an_unknown_key_is_a_one_line_error():
-    with pytest.raises(ParamsError, match=r"train\.unitz is not in params\.yaml"):
+    with pytest.raises(ParamsError, match=r"no key train\.unitz \(did you mean units\?\)"):
         apply_overrides({"train": {"units": 4}}, {"train.unitz": 8})
     with pytest.raises(ParamsError, match="no section trian"):
         apply_overrides({"train": {"units": 4}}, {"trian.units": 8})

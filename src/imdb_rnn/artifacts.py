@@ -3,7 +3,8 @@
 Every writer here is
 
 * atomic: a file is written under a temporary name beside its target and renamed into place only
-  once complete, so a stage that fails or is interrupted never leaves a half-written output;
+  once complete, so a stage that fails or is interrupted never leaves a half-written output; the
+  temporaries a killed writer leaves behind are removed by the next write of the same file;
 * deterministic: the same content gives the same bytes (no timestamps), so DVC's content hashes in
   dvc.lock change only when the data does;
 
@@ -15,9 +16,14 @@ encoding, the model) have their reader and writer beside that object, built on t
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import fnmatch
+import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -49,24 +55,110 @@ def _file_mode() -> int:
 FILE_MODE = _file_mode()
 
 
+# How mkstemp and mkdtemp name a temporary of a file: "." + the file's name + "." + 8 random
+# characters (of a-z, 0-9 and _), then the suffix asked for, if any.
+_TEMPORARY_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}(?:\.[A-Za-z0-9]+)?")
+# What flock answers on a file system without locks (some network and FUSE mounts).
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL}
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` only if the block succeeds.
 
     ``suffix`` is for writers that insist on a file extension (Keras saves only to ``.keras``).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix, dir=path.parent
-    )
-    os.close(descriptor)
-    try:
-        yield Path(temporary)
+    with _temporary_beside(path, suffix, directory=False) as temporary:
+        yield temporary
         os.chmod(temporary, FILE_MODE)
         os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def scratch_directory(path: Path) -> Iterator[Path]:
+    """A new directory next to ``path``, named after it, for a writer's intermediate files;
+    removed with all it holds when the block ends."""
+    with _temporary_beside(path, "", directory=True) as scratch:
+        yield scratch
+
+
+@contextlib.contextmanager
+def _temporary_beside(path: Path, suffix: str, directory: bool) -> Iterator[Path]:
+    """A temporary file or directory next to ``path``, locked while this process uses it and
+    removed at the end (unless the block moved it away).
+
+    The lock tells the next writer of ``path`` which temporaries are stale: a process killed
+    with SIGKILL cannot remove its own, but the kernel releases its locks. So the stale ones of
+    ``path`` are removed first, and another process's temporary in use is left alone.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent, glob.escape(path.name))
+    descriptor, temporary = _locked_temporary(path, suffix, directory)
+    try:
+        yield temporary
     finally:
+        if temporary.is_dir() and not temporary.is_symlink():
+            shutil.rmtree(temporary, ignore_errors=True)
+        else:
+            temporary.unlink(missing_ok=True)
+        os.close(descriptor)  # releases the lock
+
+
+def _locked_temporary(path: Path, suffix: str, directory: bool) -> tuple[int, Path]:
+    """A new temporary for ``path`` and an open descriptor holding an exclusive lock on it."""
+    while True:
+        if directory:
+            name = tempfile.mkdtemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+            try:
+                descriptor = os.open(name, os.O_RDONLY)
+            except FileNotFoundError:  # removed as stale before it was locked: make another
+                continue
+        else:
+            descriptor, name = tempfile.mkstemp(
+                prefix=f".{path.name}.", suffix=suffix, dir=path.parent
+            )
+        # Blocks only while another writer, which saw it unlocked, removes it as stale.
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except OSError as error:
+            if error.errno not in _NO_LOCKS:
+                os.close(descriptor)
+                raise
+            return descriptor, Path(name)  # no writer can lock it either, so none removes it
         with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
+            if os.path.samestat(os.stat(name), os.fstat(descriptor)):
+                return descriptor, Path(name)
+        os.close(descriptor)
+
+
+def remove_stale_temporaries(directory: Path, target: str) -> None:
+    """Remove the temporaries in ``directory`` of the files whose names match ``target`` (a glob
+    pattern) that no process holds locked: those that killed writers left behind."""
+    if not directory.is_dir():
+        return
+    for entry in directory.iterdir():
+        match = _TEMPORARY_NAME.fullmatch(entry.name)
+        if match and fnmatch.fnmatchcase(match["target"], target):
+            _remove_if_unlocked(entry)
+
+
+def _remove_if_unlocked(path: Path) -> None:
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # gone, a link, or not ours to read: nothing to judge it by
+        return
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # its writer is at work, or this file system has no locks to tell
+        os.close(descriptor)
+        return
+    try:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    finally:
+        os.close(descriptor)
 
 
 def existing(path: Path) -> Path:

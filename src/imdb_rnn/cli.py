@@ -42,19 +42,30 @@ class Terminated(BaseException):
     """SIGTERM arrived (e.g. the dvc process that started this stage died): stop, but unwind, so
     that temporary files are removed and no half-written output is left."""
 
+    def __init__(self, parent_ended: bool):
+        super().__init__(parent_ended)
+        self.parent_ended = parent_ended  # or SIGTERM came from elsewhere (kill, systemd...)
 
-def run(main: Callable[[], Mapping | None], name: str, log_level: str = "INFO") -> None:
+
+def run(
+    main: Callable[[], Mapping | None],
+    name: str,
+    log_level: str = "INFO",
+    dies_with_parent: bool = True,
+) -> None:
     """Run ``main``; a PipelineError becomes one line on stderr and exit status 1.
 
     Other exceptions are bugs, so they keep their traceback. ``main`` may return figures worth
-    recording (see RECORD_ENV).
+    recording (see RECORD_ENV). ``dies_with_parent`` is for the stages, which dvc runs: a command
+    a user runs (imdb-recipe, imdb-plots, imdb-predict) passes False, so that `nohup` keeps it
+    alive after its shell exits.
     """
     logging.basicConfig(
         level=log_level, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
     # gensim logs several lines per training epoch at INFO; the stages log their own progress.
     logging.getLogger("gensim").setLevel(logging.WARNING)
-    die_with_parent()
+    stop_on_sigterm(dies_with_parent)
     record = os.environ.get(RECORD_ENV)
     anonymous = AnonymousMemoryPeak() if record else None
     started = time.perf_counter()
@@ -73,8 +84,9 @@ def run(main: Callable[[], Mapping | None], name: str, log_level: str = "INFO") 
             raise
         where = f" ({error.filename})" if error.filename else ""
         fail(name, f"{error.strerror}{where}; {_ENVIRONMENT_ERRORS[error.errno]}")
-    except Terminated:
-        fail(name, "stopped by SIGTERM (its parent process ended); no output was written", 143)
+    except Terminated as stop:
+        why = " (its parent process ended)" if stop.parent_ended else ""
+        fail(name, f"stopped by SIGTERM{why}; no output was written", 143)
     except KeyboardInterrupt:
         fail(name, "interrupted; no output was written (a training resumes where it stopped)", 130)
     seconds = time.perf_counter() - started
@@ -150,24 +162,26 @@ def _anonymous_memory_mib() -> float | None:
     return None
 
 
-def die_with_parent() -> None:
-    """Ask Linux to send this process SIGTERM when its parent dies, and unwind on SIGTERM.
+def stop_on_sigterm(dies_with_parent: bool) -> None:
+    """Unwind on SIGTERM; with ``dies_with_parent``, also ask Linux to send this process SIGTERM
+    when its parent dies.
 
     `dvc repro` runs each stage as a child; if only the dvc process is killed, an orphaned stage
     would go on writing its outputs while the next `dvc repro` starts a second copy beside it.
     """
+    # An orphan is adopted by init or a subreaper, so a changed parent id means the parent ended.
+    parent = os.getppid()
 
     def terminate(signum, frame):
-        raise Terminated
+        raise Terminated(parent_ended=os.getppid() != parent)
 
     signal.signal(signal.SIGTERM, terminate)
-    if sys.platform.startswith("linux"):
-        parent = os.getppid()
+    if dies_with_parent and sys.platform.startswith("linux"):
         pr_set_pdeathsig = 1
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before the request took effect
-            raise Terminated
+            raise Terminated(parent_ended=True)
 
 
 class ProgressLog:

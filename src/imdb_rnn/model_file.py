@@ -12,7 +12,6 @@ importing TensorFlow, so a mismatch is reported in a fraction of a second.
 from __future__ import annotations
 
 import json
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ def write_model(model, path: Path, record: dict[str, Any]) -> None:
     """
     with (
         artifacts.atomic_path(path, suffix=".keras") as normalised,
-        tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch,
+        artifacts.scratch_directory(path) as scratch,
     ):
         saved = Path(scratch) / "model.keras"
         model.save(saved)

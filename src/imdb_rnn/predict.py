@@ -184,4 +184,4 @@ def entry_point() -> None:
     from imdb_rnn.numerics import pin_kernels_or_restart
 
     pin_kernels_or_restart()  # the same kernels, hence the same numbers, as the pipeline's
-    cli.run(main, "imdb-predict", log_level="WARNING")
+    cli.run(main, "imdb-predict", log_level="WARNING", dies_with_parent=False)

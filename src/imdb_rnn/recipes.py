@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import difflib
 import json
 import shlex
 import sys
@@ -112,20 +113,32 @@ def recipe_names(directory: Path = RECIPES_DIR) -> list[str]:
     return sorted(path.stem for path in directory.glob("*.yaml"))
 
 
-def apply_overrides(document: dict, overrides: dict[str, Any]) -> dict:
-    """A copy of the params document with each dotted key replaced; unknown keys are errors."""
+def apply_overrides(document: dict, overrides: dict[str, Any], origin: str = "the recipe") -> dict:
+    """A copy of the params document with each dotted key replaced; unknown keys are errors that
+    blame ``origin``, the recipe file or --set that named them."""
     updated = copy.deepcopy(document)
     for dotted_key, value in overrides.items():
         *parents, key = dotted_key.split(".")
         target = updated
         for parent in parents:
             if not isinstance(target.get(parent), dict):
-                raise ParamsError(f"recipe key {dotted_key}: params.yaml has no section {parent}")
+                raise ParamsError(
+                    f"{origin}: params.yaml has no section {parent} (in {dotted_key})"
+                    f"{_did_you_mean(parent, target)}; correct {origin}"
+                )
             target = target[parent]
         if key not in target:
-            raise ParamsError(f"recipe key {dotted_key} is not in params.yaml; fix the recipe")
+            raise ParamsError(
+                f"{origin}: params.yaml has no key {dotted_key}{_did_you_mean(key, target)};"
+                f" correct {origin}"
+            )
         target[key] = value
     return updated
+
+
+def _did_you_mean(name: str, mapping: dict) -> str:
+    close = difflib.get_close_matches(name, [str(key) for key in mapping], n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def validate(document: dict, origin: str = "params.yaml") -> None:
@@ -237,8 +250,10 @@ def run_recipes(args: argparse.Namespace) -> None:
     recipes = [load_recipe(name) for name in args.names]
     extra = parse_overrides(args.set)
     for recipe in recipes:  # check them all before running any
-        validate(apply_overrides(document, recipe.set), str(RECIPES_DIR / f"{recipe.name}.yaml"))
-        validate(apply_overrides(document, recipe.set | extra), "--set")
+        recipe_file = str(RECIPES_DIR / f"{recipe.name}.yaml")
+        with_recipe = apply_overrides(document, recipe.set, recipe_file)
+        validate(with_recipe, recipe_file)
+        validate(apply_overrides(with_recipe, extra, "--set"), "--set")
     for recipe in recipes:
         command = dvc_command(recipe, args.queue, extra, recipe.name + args.suffix)
         print(shlex.join(command), flush=True)
@@ -260,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def entry_point() -> None:
-    cli.run(main, "imdb-recipe", log_level="WARNING")
+    cli.run(main, "imdb-recipe", log_level="WARNING", dies_with_parent=False)
 
 
 if __name__ == "__main__":
