@@ -209,6 +209,20 @@ def test_a_truncated_parquet_shard_is_named(tmp_path, tiny_params, tiny_dataset)
 
 
 @pytest.mark.slow
+def test_a_source_column_of_numbers_is_refused_not_turned_into_reviews(tmp_path, tiny_params):
+    source = tmp_path / "train.parquet"
+    pd.DataFrame({"text": range(40), "label": [0, 1] * 20}).to_parquet(source)
+    tiny_params["ingest"] |= {"source": str(source), "protocol": "random"}
+    write_params(tmp_path, tiny_params)
+    line = one_line_error(run_stage(tmp_path, "ingest", *INGEST_ARGS))
+    assert (
+        line
+        == f"ingest: error: {source}: column 'text' is int64; expected strings (the review text)"
+    )
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.slow
 # 8. Parameters that validate but used to crash later.
 @pytest.mark.parametrize(
     ("section", "key", "value", "expected"),
