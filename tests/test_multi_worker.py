@@ -228,7 +228,7 @@ def test_a_worker_that_never_starts_is_awaited_boundedly_then_named(waiting_work
 
 
 @pytest.mark.parametrize("stop", ["kill dvc", "ctrl-c"])
-@pytest.mark.parametrize("phase", ["waiting"])
+@pytest.mark.parametrize("phase", ["waiting", "forming"])
 def test_a_stuck_worker_dies_with_dvc_and_with_ctrl_c(waiting_worker, tmp_path, phase, stop):
     """``waiting``: worker 2 never starts. ``forming``: something answers on worker 2's port
     but never registers with TensorFlow, whose forming of the cluster then blocks the
@@ -267,4 +267,81 @@ def test_a_stuck_worker_dies_with_dvc_and_with_ctrl_c(waiting_worker, tmp_path, 
 STOPPED = {
     ("waiting", "kill dvc"): "train: error: stopped by SIGTERM (its parent process ended)",
     ("waiting", "ctrl-c"): "train: error: interrupted; no output was written",
+    ("forming", "kill dvc"): "train: error: stopped while TensorFlow formed the cluster",
+    ("forming", "ctrl-c"): "train: error: stopped while TensorFlow formed the cluster",
 }
+
+
+def test_a_cluster_that_never_forms_is_stopped_at_the_deadline(waiting_worker, tmp_path):
+    waiting_worker.set_param("train.peer_timeout_seconds", 5)
+    ports = free_ports(WORKERS)
+    with socket.socket() as impostor:  # answers the wait, never registers with TensorFlow
+        impostor.bind(("127.0.0.1", ports[1]))
+        impostor.listen()
+        repro = start_repro(waiting_worker, ports, tmp_path / "repro.log")
+        with killed_at_exit(repro):
+            assert repro.wait(timeout=240) != 0
+    errors = [
+        line
+        for line in (tmp_path / "repro.log").read_text().splitlines()
+        if line.startswith("train: error: ")
+    ]
+    assert errors == [
+        "train: error: TensorFlow did not form the cluster within train.peer_timeout_seconds (5 s)"
+        " although every worker's port answered: a worker stopped meanwhile, or an address in"
+        " TF_CONFIG is another program's port; check TF_CONFIG and start the train stage on every"
+        " worker again"
+    ]
+
+
+IN_STEP = """
+import sys
+from imdb_rnn import cli
+from imdb_rnn.cluster import cluster_formed, read_cluster
+from imdb_rnn.distribution import all_workers_agree, distribution_strategy
+
+def main():
+    with cluster_formed(read_cluster(sys.argv[1]), 120):
+        strategy = distribution_strategy("multi_worker")
+    print("formed", flush=True)
+    while all_workers_agree(strategy, 1):  # collectives, step after step, as training runs them
+        pass
+
+cli.run(main, "train")
+"""
+
+
+def test_sigterm_stops_a_worker_of_a_formed_cluster(tmp_path):
+    """TensorFlow's preemption notifier takes SIGTERM over when the cluster forms, and only logs
+    it: neither `kill` nor the death of dvc (which sends SIGTERM) stopped a training worker."""
+    ports = free_ports(WORKERS)
+    logs = [tmp_path / f"worker{index}.log" for index in range(WORKERS)]
+    workers = []
+    try:
+        for index, log in enumerate(logs):
+            with log.open("w") as output:
+                workers.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", IN_STEP, tf_config(ports, index)],
+                        cwd=REPO_ROOT,
+                        env=os.environ | {"TF_CONFIG": tf_config(ports, index)},
+                        stdout=output,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        deadline = time.monotonic() + 240
+        while not all("formed" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline and all(w.poll() is None for w in workers), [
+                log.read_text()[-3000:] for log in logs
+            ]
+            time.sleep(0.2)
+        workers[0].send_signal(signal.SIGTERM)
+        assert workers[0].wait(timeout=60) == 143
+        errors = [line for line in logs[0].read_text().splitlines() if ": error: " in line]
+        assert errors == [
+            "train: error: stopped by SIGTERM (its parent process ended); no output was written"
+        ]
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()

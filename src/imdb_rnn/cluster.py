@@ -22,11 +22,16 @@ import errno
 import ipaddress
 import json
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from imdb_rnn import cli
 from imdb_rnn.errors import ClusterError, ParamsError
 
 log = logging.getLogger(__name__)
@@ -193,10 +198,62 @@ def await_cluster(cluster: Cluster, timeout_seconds: float) -> None:
         wait_for_workers(cluster, timeout_seconds)
 
 
+# Runs beside the stage while TensorFlow forms the cluster: at the deadline, it prints one line
+# and kills the stage; if the stage dies before saying it is done (killed by the kernel), it
+# prints the one line the stage could not.
+_WATCHDOG = """
+import os, select, signal, sys
+stage, seconds, late, killed = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+if not select.select([sys.stdin], [], [], seconds)[0]:
+    print(late, file=sys.stderr, flush=True)
+    os.kill(stage, signal.SIGKILL)
+elif not sys.stdin.buffer.read(1):
+    print(killed, file=sys.stderr, flush=True)
+"""
+
+
 @contextlib.contextmanager
 def cluster_formed(cluster: Cluster | None, timeout_seconds: float) -> Iterator[None]:
-    """Wait for every worker, then let the block (TensorFlow forming the cluster) run. Without a
-    cluster (one machine), just run the block."""
-    if cluster is not None:
-        await_cluster(cluster, timeout_seconds)
-    yield
+    """Wait for every worker, then let the block (TensorFlow forming the cluster) run under
+    guards that need neither the interpreter nor TensorFlow's cooperation. Without a cluster
+    (one machine), just run the block.
+
+    Forming the cluster is one call that holds the interpreter's lock for as long as a worker
+    fails to register: for ever, if one stops after answering the wait, or if an address in
+    TF_CONFIG is another program's port. No Python handler or thread runs then, and TensorFlow's
+    preemption notifier has taken SIGTERM over (it only logs it). So for its duration Ctrl-C and
+    the death of dvc end the process by the kernel's hand (no output is open yet, and the kernel
+    releases the output lock), and a process beside it prints one line and kills it at the
+    deadline. Afterwards SIGTERM is the stage's again, and a failure ends the process without
+    the interpreter's finalization, which TensorFlow's runtime can abort."""
+    if cluster is None:
+        yield
+        return
+    await_cluster(cluster, timeout_seconds)
+    late = (
+        f"train: error: TensorFlow did not form the cluster within train.peer_timeout_seconds"
+        f" ({timeout_seconds:g} s) although every worker's port answered: a worker stopped"
+        " meanwhile, or an address in TF_CONFIG is another program's port; check TF_CONFIG and"
+        " start the train stage on every worker again"
+    )
+    killed = (
+        "train: error: stopped while TensorFlow formed the cluster (Ctrl-C, or dvc ended); no"
+        " output was written"
+    )
+    watchdog = subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout_seconds), late, killed],
+        stdin=subprocess.PIPE,
+        start_new_session=True,  # Ctrl-C is for the stage, not for its watchdog
+    )
+    interrupt = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    cli.set_parent_death_signal(signal.SIGKILL)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(BrokenPipeError):  # a watchdog killed by hand: nothing to tell
+            watchdog.stdin.write(b"done")
+            watchdog.stdin.close()
+        watchdog.wait()
+        signal.signal(signal.SIGINT, interrupt)
+        cli.skip_finalization_on_failure()
+        cli.die_with_parent()
