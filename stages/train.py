@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from imdb_rnn import artifacts, cli
+from imdb_rnn.cluster import cluster_formed, read_cluster
 from imdb_rnn.encoding import Encoding, check_id_split, read_encoding
 from imdb_rnn.errors import DataError
 from imdb_rnn.params import TrainParams, load_section
@@ -132,6 +133,9 @@ def agreed_state(strategy, saved):
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     params = load_section("train", TrainParams)
+    # Before TensorFlow's import: TensorFlow answers a TF_CONFIG it cannot use with a traceback.
+    multi_worker = params.distribution == "multi_worker"
+    cluster = read_cluster(os.environ.get("TF_CONFIG")) if multi_worker else None
     inputs = read_inputs(args)
 
     # Imported here so that a bad parameter or a missing file is reported before TensorFlow's
@@ -158,7 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     run_fingerprint = resume.fingerprint(
         {
-            "params": params.model_dump(),
+            # how long workers wait for each other cannot change the model
+            "params": params.model_dump(exclude={"peer_timeout_seconds"}),
             "numerics": numerics_settings(),
             "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                          "numpy": np.__version__, "python": sys.version.split()[0]},
@@ -171,7 +176,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     state_dir.lock(args.model)
     saved = state_dir.load(params.epochs)
-    strategy = distribution_strategy(params.distribution)
+    # TensorFlow alone would wait for a missing worker for ever, deaf to signals.
+    with cluster_formed(cluster, params.peer_timeout_seconds):
+        strategy = distribution_strategy(params.distribution)
     scope = strategy.scope if strategy else contextlib.nullcontext
     saved = agreed_state(strategy, saved)
 

@@ -124,6 +124,7 @@ RERUNS = {
     "cli": set(),
     "params": set(),
     "environment": set(),
+    "cluster": set(),
 }
 
 

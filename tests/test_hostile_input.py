@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -209,6 +210,20 @@ def test_a_truncated_parquet_shard_is_named(tmp_path, tiny_params, tiny_dataset)
     write_params(tmp_path, tiny_params)
     line = one_line_error(run_stage(tmp_path, "ingest", *INGEST_ARGS))
     assert shard.name in line and "truncated" in line
+
+
+@pytest.mark.slow
+def test_a_source_column_of_numbers_is_refused_not_turned_into_reviews(tmp_path, tiny_params):
+    source = tmp_path / "train.parquet"
+    pd.DataFrame({"text": range(40), "label": [0, 1] * 20}).to_parquet(source)
+    tiny_params["ingest"] |= {"source": str(source), "protocol": "random"}
+    write_params(tmp_path, tiny_params)
+    line = one_line_error(run_stage(tmp_path, "ingest", *INGEST_ARGS))
+    assert (
+        line
+        == f"ingest: error: {source}: column 'text' is int64; expected strings (the review text)"
+    )
+    assert not (tmp_path / "data").exists()
 
 
 @pytest.mark.slow
@@ -418,9 +433,15 @@ def test_environment_errors_are_one_line(number, expected, capsys):
 
 
 def test_every_user_error_type_is_a_pipeline_error():
-    from imdb_rnn.errors import SourceUnavailableError, TrainingDivergedError
+    from imdb_rnn.errors import ClusterError, SourceUnavailableError, TrainingDivergedError
 
-    for error in (DataError, ParamsError, SourceUnavailableError, TrainingDivergedError):
+    for error in (
+        DataError,
+        ParamsError,
+        SourceUnavailableError,
+        TrainingDivergedError,
+        ClusterError,
+    ):
         assert issubclass(error, PipelineError)
 
 
@@ -505,15 +526,30 @@ def test_ctrl_c_is_one_line(capsys):
 
 # Found with multi-worker training: TensorFlow answers a bad TF_CONFIG with a traceback.
 @pytest.mark.slow
-def test_a_tf_config_that_is_not_json_is_one_line(tokenized, tiny_params):
+def test_a_tf_config_tensorflow_cannot_use_is_one_line(tokenized, tiny_params):
     tiny_params["train"]["distribution"] = "multi_worker"
     write_params(tokenized, tiny_params)
     assert run_stage(tokenized, "embed", *EMBED_ARGS).returncode == 0
     quoted_like_python = "{'cluster': {'worker': ['host0:12345']}, 'task': {'type': 'worker'}}"
-    result = run_stage(
-        tokenized, "train", *stage_args("train"), env={"TF_CONFIG": quoted_like_python}
-    )
-    assert "TF_CONFIG is not JSON" in one_line_error(result)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cluster = {"worker": [f"127.0.0.1:{port}"]}
+        on_a_taken_port = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
+        for tf_config, expected in [
+            ("", "TF_CONFIG is not set"),  # was a TypeError in TensorFlow's cluster resolver
+            (quoted_like_python, "TF_CONFIG is not JSON"),
+            (
+                on_a_taken_port,  # was gRPC's UnknownError
+                f"port {port} of this worker (worker 1 of 1, 127.0.0.1:{port} in TF_CONFIG) is in"
+                " use by another process",
+            ),
+        ]:
+            result = run_stage(
+                tokenized, "train", *stage_args("train"), env={"TF_CONFIG": tf_config}
+            )
+            assert expected in one_line_error(result)
     assert not (tokenized / "models/model.keras").exists()
 
 
@@ -522,12 +558,12 @@ def test_a_tf_config_that_is_not_json_is_one_line(tokenized, tiny_params):
     [{"type": "worker", "index": 2}, {"type": "chief", "index": 0}, {"type": "worker"}],
 )
 def test_a_tf_config_task_outside_its_cluster_is_named(task):
-    from imdb_rnn.distribution import check_cluster
+    from imdb_rnn.cluster import read_cluster
 
     cluster = {"worker": ["host0:12345", "host1:12345"]}
     with pytest.raises(ParamsError, match="is not in its cluster"):
-        check_cluster(json.dumps({"cluster": cluster, "task": task}))
-    check_cluster(json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
+        read_cluster(json.dumps({"cluster": cluster, "task": task}))
+    read_cluster(json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
 
 
 # Round 3: messages that say what really happened.

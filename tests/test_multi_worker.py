@@ -8,6 +8,7 @@ equal by the all-reduce), and learn the toy sentiment as well as one worker does
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,12 +17,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import psutil
 import pytest
 
 from imdb_rnn.resume import read_state
-from tests.conftest import REPO_ROOT
-from tests.scratch_project import Project
+from tests.conftest import REPO_ROOT, make_reviews
+from tests.scratch_project import Project, create_tiny_project
 from tests.test_resume import make_project, saved_states, stage_process
 
 pytestmark = pytest.mark.slow
@@ -149,3 +153,195 @@ def test_workers_agree_only_on_a_value_they_all_hold(tmp_path):
         stdout, stderr = process.communicate(timeout=300)
         assert process.returncode == 0, stderr[-3000:]
         assert json.loads(stdout.strip().splitlines()[-1]) == [True, False]
+
+
+# A worker that never starts, or stops while the cluster forms: TensorFlow waited for it for ever,
+# printing nothing, deaf to SIGTERM and Ctrl-C, and outliving a killed dvc with the output lock.
+@pytest.fixture(scope="module")
+def waiting_worker(tmp_path_factory) -> Project:
+    """Worker 1 of a two-worker cluster whose worker 2 is never started."""
+    dataset = tmp_path_factory.mktemp("reviews")
+    make_reviews(200, seed=1).to_parquet(dataset / "train.parquet")
+    make_reviews(100, seed=2).to_parquet(dataset / "test.parquet")
+    project = create_tiny_project(tmp_path_factory.mktemp("worker") / "project", dataset)
+    project.repro("embed")
+    project.set_param("train.distribution", "multi_worker")
+    project.commit("multi-worker training")
+    return project
+
+
+def start_repro(project: Project, ports: list[int], log: Path) -> subprocess.Popen:
+    """`dvc repro train` as worker 1 of ``ports``, in its own process group as in a terminal."""
+    with log.open("w") as output:
+        return subprocess.Popen(
+            ["dvc", "repro", "train"],
+            cwd=project.root,
+            env=project.env | {"TF_CONFIG": tf_config(ports, 0)},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def listening_on(process: psutil.Process, port: int) -> bool:
+    with contextlib.suppress(psutil.Error):
+        return any(
+            connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+            for connection in process.net_connections("tcp")
+        )
+    return False
+
+
+def gone_within(process: psutil.Process, seconds: float) -> bool:
+    with contextlib.suppress(psutil.Error):
+        process.wait(timeout=seconds)
+    return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+
+
+@contextlib.contextmanager
+def killed_at_exit(repro: subprocess.Popen) -> Iterator[None]:
+    """However the test ends, no dvc and no stage of it is left running."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(repro.pid, signal.SIGKILL)
+        repro.wait()
+
+
+def test_a_worker_that_never_starts_is_awaited_boundedly_then_named(waiting_worker, tmp_path):
+    waiting_worker.set_param("train.peer_timeout_seconds", 3)
+    ports = free_ports(WORKERS)
+    repro = start_repro(waiting_worker, ports, tmp_path / "repro.log")
+    with killed_at_exit(repro):
+        assert repro.wait(timeout=240) != 0
+    output = (tmp_path / "repro.log").read_text()
+    assert f"this is worker 1 of 2; waiting for worker 2 of 2 at 127.0.0.1:{ports[1]}" in output
+    errors = [line for line in output.splitlines() if line.startswith("train: error: ")]
+    assert errors == [
+        f"train: error: worker 2 of 2 (127.0.0.1:{ports[1]}) did not answer within"
+        " train.peer_timeout_seconds (3 s); start the train stage on every worker TF_CONFIG names,"
+        " check that its port is open between the machines, or raise train.peer_timeout_seconds"
+    ]
+    assert "Traceback" not in output
+    assert not (waiting_worker.root / "models/model.keras").exists()
+
+
+@pytest.mark.parametrize("stop", ["kill dvc", "ctrl-c"])
+@pytest.mark.parametrize("phase", ["waiting", "forming"])
+def test_a_stuck_worker_dies_with_dvc_and_with_ctrl_c(waiting_worker, tmp_path, phase, stop):
+    """``waiting``: worker 2 never starts. ``forming``: something answers on worker 2's port
+    but never registers with TensorFlow, whose forming of the cluster then blocks the
+    interpreter."""
+    waiting_worker.set_param("train.peer_timeout_seconds", 300)
+    ports = free_ports(WORKERS)
+    with contextlib.ExitStack() as stack:
+        if phase == "forming":
+            impostor = stack.enter_context(socket.socket())
+            impostor.bind(("127.0.0.1", ports[1]))
+            impostor.listen()
+        repro = start_repro(waiting_worker, ports, tmp_path / "repro.log")
+        stack.enter_context(killed_at_exit(repro))
+        trainer = stage_process(waiting_worker, "train")
+        deadline = time.monotonic() + 180
+        held = 0  # TensorFlow's server is what listens for seconds when the impostor answers
+        while held < (5 if phase == "forming" else 1):
+            assert time.monotonic() < deadline and repro.poll() is None, "never got stuck"
+            held = held + 1 if listening_on(trainer, ports[0]) else 0
+            time.sleep(1)
+        if stop == "kill dvc":
+            os.kill(repro.pid, signal.SIGKILL)
+        else:
+            os.killpg(repro.pid, signal.SIGINT)
+        assert gone_within(trainer, 30), f"the stage outlived {stop}"
+        assert repro.wait(timeout=30) != 0
+    errors = [
+        line
+        for line in (tmp_path / "repro.log").read_text().splitlines()
+        if line.startswith("train: error: ")
+    ]
+    assert len(errors) == 1 and errors[0].startswith(STOPPED[phase, stop]), errors
+
+
+# What the stage (or, while TensorFlow forms the cluster, its watchdog) says as it stops.
+STOPPED = {
+    ("waiting", "kill dvc"): "train: error: stopped by SIGTERM (its parent process ended)",
+    ("waiting", "ctrl-c"): "train: error: interrupted; no output was written",
+    ("forming", "kill dvc"): "train: error: stopped while TensorFlow formed the cluster",
+    ("forming", "ctrl-c"): "train: error: stopped while TensorFlow formed the cluster",
+}
+
+
+def test_a_cluster_that_never_forms_is_stopped_at_the_deadline(waiting_worker, tmp_path):
+    waiting_worker.set_param("train.peer_timeout_seconds", 5)
+    ports = free_ports(WORKERS)
+    with socket.socket() as impostor:  # answers the wait, never registers with TensorFlow
+        impostor.bind(("127.0.0.1", ports[1]))
+        impostor.listen()
+        repro = start_repro(waiting_worker, ports, tmp_path / "repro.log")
+        with killed_at_exit(repro):
+            assert repro.wait(timeout=240) != 0
+    errors = [
+        line
+        for line in (tmp_path / "repro.log").read_text().splitlines()
+        if line.startswith("train: error: ")
+    ]
+    assert errors == [
+        "train: error: TensorFlow did not form the cluster within train.peer_timeout_seconds (5 s)"
+        " although every worker's port answered: a worker stopped meanwhile, or an address in"
+        " TF_CONFIG is another program's port; check TF_CONFIG and start the train stage on every"
+        " worker again"
+    ]
+
+
+IN_STEP = """
+import sys
+from imdb_rnn import cli
+from imdb_rnn.cluster import cluster_formed, read_cluster
+from imdb_rnn.distribution import all_workers_agree, distribution_strategy
+
+def main():
+    with cluster_formed(read_cluster(sys.argv[1]), 120):
+        strategy = distribution_strategy("multi_worker")
+    print("formed", flush=True)
+    while all_workers_agree(strategy, 1):  # collectives, step after step, as training runs them
+        pass
+
+cli.run(main, "train")
+"""
+
+
+def test_sigterm_stops_a_worker_of_a_formed_cluster(tmp_path):
+    """TensorFlow's preemption notifier takes SIGTERM over when the cluster forms, and only logs
+    it: neither `kill` nor the death of dvc (which sends SIGTERM) stopped a training worker."""
+    ports = free_ports(WORKERS)
+    logs = [tmp_path / f"worker{index}.log" for index in range(WORKERS)]
+    workers = []
+    try:
+        for index, log in enumerate(logs):
+            with log.open("w") as output:
+                workers.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", IN_STEP, tf_config(ports, index)],
+                        cwd=REPO_ROOT,
+                        env=os.environ | {"TF_CONFIG": tf_config(ports, index)},
+                        stdout=output,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        deadline = time.monotonic() + 240
+        while not all("formed" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline and all(w.poll() is None for w in workers), [
+                log.read_text()[-3000:] for log in logs
+            ]
+            time.sleep(0.2)
+        workers[0].send_signal(signal.SIGTERM)
+        assert workers[0].wait(timeout=60) == 143
+        errors = [line for line in logs[0].read_text().splitlines() if ": error: " in line]
+        assert errors == [
+            "train: error: stopped by SIGTERM (its parent process ended); no output was written"
+        ]
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()

@@ -65,6 +65,7 @@ def keys_a_recipe_must_pin(recipe_set: dict) -> set[str]:
     }
     if recipe_set["ingest.protocol"] == "official":
         keys.discard("ingest.test_fraction")  # only the random protocol reads it
+    keys.discard("train.peer_timeout_seconds")  # how long to wait for workers: no result changes
     keys |= {"embed.method", "embed.dimension", "embed.seed"}
     if recipe_set["embed.method"] == "word2vec":
         keys |= {f"embed.{key}" for key in document["embed"] if key != "pretrained"}

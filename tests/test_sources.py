@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from gensim.models import KeyedVectors
 
 from imdb_rnn import pretrained, sources
+from imdb_rnn.data import ReviewCleaner
 from imdb_rnn.errors import DataError, SourceUnavailableError
 from tests.conftest import make_reviews
 
@@ -143,3 +148,105 @@ def test_decode_keras_reviews_honours_reserved_ids():
     assert sources.decode_keras_reviews(shifted, word_index, start_char=None, index_from=5) == [
         "movie rocks"
     ]
+
+
+# Column types: a review's text is a string and its label an integer or a boolean, in every
+# source. Turned into text, other types gave "reviews" such as "16" or "['When' 'you' ...]".
+REVIEW_COUNT = 6
+TEXTS = [f"review {index} was great" for index in range(REVIEW_COUNT)]
+LABELS = [index % 2 for index in range(REVIEW_COUNT)]
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        ({"text": pa.array(range(REVIEW_COUNT))}, "column 'text' is int64; expected strings"),
+        (
+            {"text": pa.array([text.split() for text in TEXTS])},
+            "column 'text' is list<element: string>; expected strings",
+        ),
+        (
+            {"text": pa.array([{"review": text} for text in TEXTS])},
+            "column 'text' is struct<review: string>; expected strings",
+        ),
+        ({"text": pa.nulls(REVIEW_COUNT)}, "column 'text' is null (every value is missing)"),
+        (
+            {"label": pa.array([float(label) for label in LABELS])},
+            "column 'label' is double; expected integers",
+        ),
+        ({"label": pa.array([str(label) for label in LABELS])}, "column 'label' is string"),
+    ],
+)
+def test_a_parquet_column_of_another_type_is_refused_before_any_row_is_read(
+    tmp_path, columns, expected
+):
+    (tmp_path / "plain_text").mkdir()
+    make_reviews(8).to_parquet(tmp_path / "plain_text" / "train-00000-of-00002.parquet")
+    bad = tmp_path / "plain_text" / "train-00001-of-00002.parquet"
+    pq.write_table(pa.table({"text": TEXTS, "label": LABELS} | columns), bad)
+    make_reviews(4).to_parquet(tmp_path / "test.parquet")
+    with pytest.raises(DataError) as refused:
+        sources.load_reviews(str(tmp_path), "unused", None)  # no chunk is read yet
+    assert str(refused.value).startswith(f"{bad}: ") and expected in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        {"text": pa.array(TEXTS, pa.large_string())},
+        {"text": pa.array(TEXTS, pa.string_view())},
+        {"text": pa.array(TEXTS).dictionary_encode()},
+        {"label": pa.array([bool(label) for label in LABELS])},
+        {"label": pa.array(LABELS, pa.uint8())},
+    ],
+)
+def test_parquet_columns_of_other_string_and_integer_types_are_read(tmp_path, columns):
+    path = tmp_path / "reviews.parquet"
+    pq.write_table(pa.table({"text": TEXTS, "label": LABELS} | columns), path)
+    cleaner = ReviewCleaner("reviews.parquet")
+    clean = pd.concat(
+        cleaner.clean(chunk) for chunk in sources.load_reviews(str(path), "", None)["pooled"]
+    )
+    assert clean["text"].tolist() == TEXTS and clean["label"].tolist() == LABELS
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("text,label\n16,1\n34,0\n", "every value of column 'text' in rows 1 to 2 reads as int64"),
+        ("text,label\nTrue,1\nFalse,0\n", "column 'text' in rows 1 to 2 reads as bool"),
+        ("text,label\nGood.,1.0\nBad.,0.0\n", "column 'label' reads as float64 in rows 1 to 2"),
+    ],
+)
+def test_a_csv_column_that_cannot_be_reviews_is_refused(tmp_path, content, expected):
+    path = tmp_path / "reviews.csv"
+    path.write_text(content)
+    with pytest.raises(DataError, match=re.escape(expected)):
+        list(sources.load_reviews(str(path), "unused", None)["pooled"])
+
+
+def test_csv_reviews_that_look_like_numbers_stay_text_beside_others(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text("text,label\n10/10,1\n007,1\nAwful.,0\n")
+    chunks = list(sources.load_reviews(str(path), "unused", None)["pooled"])
+    assert pd.concat(chunks)["text"].tolist() == ["10/10", "007", "Awful."]
+
+
+def test_a_hub_dataset_with_other_column_types_is_refused_before_any_row_is_read(monkeypatch):
+    import datasets
+
+    numbers = datasets.Dataset.from_dict({"text": [16, 34], "label": [0, 1]})
+    loaded = datasets.DatasetDict({"train": numbers, "test": numbers})
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: loaded)
+    with pytest.raises(DataError, match=r"'some/numbers', split train: column 'text' is int64"):
+        sources.load_reviews("huggingface", "some/numbers", None)
+
+
+def test_keras_labels_of_another_type_are_refused(monkeypatch):
+    from keras.datasets import imdb
+
+    train = (np.array([[1, 4], [1, 5]], dtype=object), np.array([1.0, 0.0]))
+    monkeypatch.setattr(imdb, "load_data", lambda: (train, train))
+    monkeypatch.setattr(imdb, "get_word_index", lambda: {"good": 1, "bad": 2})
+    with pytest.raises(DataError, match=r"Keras IMDB, split train: column 'label' is double"):
+        sources.load_reviews("keras", "unused", None)

@@ -38,6 +38,10 @@ _ENVIRONMENT_ERRORS = {
 }
 
 
+# Set by skip_finalization_on_failure.
+_skip_finalization = False
+
+
 class Terminated(BaseException):
     """SIGTERM arrived (e.g. the dvc process that started this stage died): stop, but unwind, so
     that temporary files are removed and no half-written output is left."""
@@ -65,6 +69,9 @@ def run(
     )
     # gensim logs several lines per training epoch at INFO; the stages log their own progress.
     logging.getLogger("gensim").setLevel(logging.WARNING)
+    # TensorFlow logs, at INFO and with its traceback, a Ctrl-C or SIGTERM that lands in a
+    # replica's step, before the one line below reports it; and its collectives, step by step.
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
     stop_on_sigterm(dies_with_parent)
     record = os.environ.get(RECORD_ENV)
     anonymous = AnonymousMemoryPeak() if record else None
@@ -113,7 +120,21 @@ def run_dvc(command: list[str]) -> subprocess.CompletedProcess:
 def fail(name: str, message: str, status: int = 1):
     message = " ".join(message.split())  # one line, even if a library's message had several
     print(f"{name}: error: {message}", file=sys.stderr)
+    if _skip_finalization:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
     sys.exit(status)
+
+
+def skip_finalization_on_failure() -> None:
+    """Let a failure end the process as soon as its line is printed, without the interpreter's
+    finalization: once TensorFlow's multi-worker runtime runs, a signal that interrupts a step
+    leaves threads that abort it ("terminate called after throwing ... FATAL: exception not
+    rethrown", status -6 instead of 143). The outputs are complete or removed by then (every
+    writer is atomic), and the kernel releases the locks."""
+    global _skip_finalization
+    _skip_finalization = True
 
 
 def peak_memory_mib() -> float:
@@ -176,12 +197,18 @@ def stop_on_sigterm(dies_with_parent: bool) -> None:
         raise Terminated(parent_ended=os.getppid() != parent)
 
     signal.signal(signal.SIGTERM, terminate)
-    if dies_with_parent and sys.platform.startswith("linux"):
-        pr_set_pdeathsig = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if dies_with_parent:
+        set_parent_death_signal(signal.SIGTERM)
         if os.getppid() != parent:  # the parent died before the request took effect
             raise Terminated(parent_ended=True)
+
+
+def set_parent_death_signal(signum: int) -> None:
+    """The signal Linux sends this process when its parent dies (elsewhere: nothing happens)."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signum, 0, 0, 0)
 
 
 class ProgressLog:

@@ -20,7 +20,6 @@ resume) is Keras' own.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
@@ -29,16 +28,13 @@ import tensorflow as tf
 from keras.src import tree
 from keras.src.backend.tensorflow import trainer as tensorflow_trainer
 
+from imdb_rnn.cluster import read_cluster
 from imdb_rnn.errors import ParamsError
 
 log = logging.getLogger(__name__)
 
 # The Keras releases whose trainer these patches were read from and tested with.
 PATCHED_KERAS = ("3.15.",)
-TF_CONFIG_HINT = (
-    'set it like {"cluster": {"worker": ["host0:12345", "host1:12345"]}, "task": {"type":'
-    ' "worker", "index": 0}} (docs/scaling.md)'
-)
 
 
 def distribution_strategy(name: str, devices: list[str] | None = None):
@@ -53,13 +49,14 @@ def distribution_strategy(name: str, devices: list[str] | None = None):
 
 def multi_worker_strategy() -> tf.distribute.MultiWorkerMirroredStrategy:
     """The strategy of the cluster ``TF_CONFIG`` describes. Must be created before TensorFlow runs
-    any op: it configures the runtime's collective communication."""
+    any op: it configures the runtime's collective communication. It returns only once every
+    worker has registered: create it in imdb_rnn.cluster.cluster_formed."""
     if not keras.__version__.startswith(PATCHED_KERAS):
         raise ParamsError(
             f"train.distribution: multi_worker is tested with Keras {PATCHED_KERAS[0]}x and this"
             f" is Keras {keras.__version__}; install the pinned versions (constraints.txt)"
         )
-    check_cluster(os.environ.get("TF_CONFIG"))
+    read_cluster(os.environ.get("TF_CONFIG"))
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     patch_keras_fit()
     resolver = strategy.cluster_resolver
@@ -70,28 +67,6 @@ def multi_worker_strategy() -> tf.distribute.MultiWorkerMirroredStrategy:
         strategy.num_replicas_in_sync,
     )
     return strategy
-
-
-def check_cluster(tf_config: str | None) -> None:
-    """A one-line error for a TF_CONFIG that TensorFlow would reject with a traceback, or hang on
-    (an index outside the cluster). None or empty: one worker, on this machine."""
-    if not tf_config:
-        return
-    try:
-        config = json.loads(tf_config)
-    except json.JSONDecodeError as error:
-        raise ParamsError(f"TF_CONFIG is not JSON ({error}); {TF_CONFIG_HINT}") from None
-    cluster = config.get("cluster") if isinstance(config, dict) else None
-    task = config.get("task") if isinstance(config, dict) else None
-    if not isinstance(cluster, dict) or not isinstance(task, dict):
-        raise ParamsError(f"TF_CONFIG needs a 'cluster' and a 'task'; {TF_CONFIG_HINT}")
-    hosts = cluster.get(task.get("type"))
-    index = task.get("index")
-    if not isinstance(hosts, list) or not isinstance(index, int) or not 0 <= index < len(hosts):
-        raise ParamsError(
-            f"TF_CONFIG's task {json.dumps(task)} is not in its cluster {json.dumps(cluster)};"
-            " the task's type must be a key of the cluster and its index count from 0"
-        )
 
 
 def is_multi_worker(strategy) -> bool:

@@ -22,3 +22,8 @@ class SourceUnavailableError(PipelineError):
 
 class TrainingDivergedError(PipelineError):
     """The training loss became NaN or infinite: the model is useless, so nothing is saved."""
+
+
+class ClusterError(PipelineError):
+    """The workers of a multi-worker training cannot form their cluster: a port in use, a worker
+    that does not answer."""

@@ -195,6 +195,12 @@ class TrainParams(_Section):
         " gradients all-reduced each step; multi_worker: one worker per machine named in"
         " TF_CONFIG, all-reduced over the network (docs/scaling.md)"
     )
+    peer_timeout_seconds: int = Field(
+        ge=1,
+        description="multi_worker only: how long a worker waits for the others TF_CONFIG names"
+        " to start (logging whom it awaits) before it stops with an error; cannot change the"
+        " model, and a saved training state survives a change to it",
+    )
 
     @model_validator(mode="after")
     def _cut_padding_only_if_masked(self) -> TrainParams:

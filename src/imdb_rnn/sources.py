@@ -5,6 +5,11 @@ DataFrames of at most ``chunk_size`` reviews, so that no source is ever in memor
 datasets are memory-mapped Arrow files; local files are read a chunk at a time). It turns "no
 network and no local copy" into a SourceUnavailableError that says how to work offline, and an
 unreadable local file into a one-line DataError that names it.
+
+Every source's column types are checked against what a review is (text: strings; label: integers
+or booleans) before its rows are read where the source has a schema (the Hub's Arrow files,
+parquet), and chunk by chunk for CSV: turned into text, an int64 or list column would give reviews
+such as "16" or "['When' 'you' ...]", and a float label would pass for a class.
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from imdb_rnn import artifacts
 from imdb_rnn.errors import DataError, SourceUnavailableError
@@ -37,6 +43,40 @@ Chunks = Iterator[pd.DataFrame]
 KERAS_PADDING_ID = 0
 
 
+def _is_text(kind: pa.DataType) -> bool:
+    # Dictionary-encoded strings (pandas' categoricals, Polars' Categorical) are strings too.
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return (
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+    )
+
+
+def _is_label(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_boolean(kind)
+
+
+# (column, accepts, what is expected): the types a review's columns may have in any source.
+EXPECTED_TYPES: tuple[tuple[str, Callable[[pa.DataType], bool], str], ...] = (
+    ("text", _is_text, "strings (the review text)"),
+    ("label", _is_label, "integers (0 negative, 1 positive) or booleans"),
+)
+
+
+def check_column_types(schema: pa.Schema, origin: str) -> None:
+    """A one-line DataError naming the first column whose type cannot hold reviews.
+
+    A missing column passes: the cleaner names every missing column together with those found.
+    """
+    for column, accepts, expected in EXPECTED_TYPES:
+        if column not in schema.names:
+            continue
+        kind = schema.field(column).type
+        if not accepts(kind):
+            described = "null (every value is missing)" if pa.types.is_null(kind) else str(kind)
+            raise DataError(f"{origin}: column '{column}' is {described}; expected {expected}")
+
+
 def load_huggingface(dataset: str, revision: str | None, chunk_size: int) -> dict[str, Chunks]:
     """The official train and test splits of a Hub dataset with `text` and `label` columns."""
     import datasets  # imported here: it takes a second and only this source needs it
@@ -54,6 +94,10 @@ def load_huggingface(dataset: str, revision: str | None, chunk_size: int) -> dic
         raise DataError(
             f"Hugging Face dataset '{dataset}' has no split(s) {missing} (it has {list(loaded)});"
             " use a dataset with official train and test splits"
+        )
+    for split in OFFICIAL_SPLITS:  # the Arrow schema: no row is read
+        check_column_types(
+            loaded[split].data.schema, f"Hugging Face dataset '{dataset}', split {split}"
         )
     return {
         split: loaded[split].with_format("pandas").iter(batch_size=chunk_size)
@@ -101,13 +145,15 @@ def load_keras(chunk_size: int) -> dict[str, Chunks]:
         ) from None
     # The defaults of load_data: start_char=1, oov_char=2, index_from=3.
     splits = {"train": (train_ids, train_labels), "test": (test_ids, test_labels)}
-    return {
-        split: _in_chunks(
-            pd.DataFrame({"text": decode_keras_reviews(ids, word_index), "label": labels}),
-            chunk_size,
-        )
+    frames = {
+        split: pd.DataFrame({"text": decode_keras_reviews(ids, word_index), "label": labels})
         for split, (ids, labels) in splits.items()
     }
+    for split, frame in frames.items():  # the text is decoded here; the labels are Keras'
+        check_column_types(
+            pa.Schema.from_pandas(frame, preserve_index=False), f"Keras IMDB, split {split}"
+        )
+    return {split: _in_chunks(frame, chunk_size) for split, frame in frames.items()}
 
 
 def _in_chunks(frame: pd.DataFrame, chunk_size: int) -> Chunks:
@@ -141,21 +187,58 @@ def _read_errors(path: Path) -> Iterator[None]:
         ) from None
 
 
-def read_local_chunks(path: Path, chunk_size: int) -> Chunks:
-    """One parquet or CSV file, ``chunk_size`` reviews at a time."""
+def check_csv_chunk(chunk: pd.DataFrame, path: Path, first_row: int) -> None:
+    """The column types pandas inferred for a chunk of a CSV file, which has no schema.
+
+    pandas reads a column as numbers only when every value in the chunk is one, so a numeric
+    text column holds no review. A label column read as text is the cleaner's to report: it
+    names the values that are not 0 or 1.
+    """
+    rows = f"rows {first_row + 1} to {first_row + len(chunk)}"
+    if "text" in chunk and not pd.api.types.is_string_dtype(chunk["text"]):
+        raise DataError(
+            f"{path}: every value of column 'text' in {rows} reads as {chunk['text'].dtype},"
+            " not review text; check that the header names the review column 'text'"
+        )
+    if "label" in chunk and pd.api.types.is_float_dtype(chunk["label"]):
+        raise DataError(
+            f"{path}: column 'label' reads as {chunk['label'].dtype} in {rows}; expected"
+            " integers (0 negative, 1 positive) or booleans"
+        )
+
+
+def _csv_chunks(path: Path, chunk_size: int) -> Chunks:
+    # keep_default_na=False: a review that reads "NA" or "null" is text, not missing
+    with (
+        _read_errors(path),
+        pd.read_csv(path, keep_default_na=False, encoding="utf-8", chunksize=chunk_size) as chunks,
+    ):
+        first_row = 0
+        for chunk in chunks:
+            check_csv_chunk(chunk, path, first_row)
+            first_row += len(chunk)
+            yield chunk
+
+
+def _parquet_chunks(path: Path, chunk_size: int) -> Chunks:
     with _read_errors(path):
-        if path.suffix == ".csv":
-            # keep_default_na=False: a review that reads "NA" or "null" is text, not missing
-            with pd.read_csv(
-                path, keep_default_na=False, encoding="utf-8", chunksize=chunk_size
-            ) as chunks:
-                yield from chunks
-            return
         yield from artifacts.parquet_chunks(path, chunk_size)
 
 
+def read_local_chunks(path: Path, chunk_size: int) -> Chunks:
+    """One parquet or CSV file, ``chunk_size`` reviews at a time. A parquet file's column types
+    are checked now, from its footer, before any row is read."""
+    if path.suffix == ".csv":
+        return _csv_chunks(path, chunk_size)
+    with _read_errors(path):
+        schema = pq.read_schema(path)
+    check_column_types(schema, str(path))
+    return _parquet_chunks(path, chunk_size)
+
+
 def _chained(files: Iterable[Path], chunk_size: int) -> Chunks:
-    return itertools.chain.from_iterable(read_local_chunks(file, chunk_size) for file in files)
+    # A list, not a generator: every file's schema is checked before the first row is read.
+    return itertools.chain.from_iterable([read_local_chunks(file, chunk_size) for file in files])
 
 
 def load_local(path: Path, chunk_size: int) -> dict[str, Chunks]:
