@@ -470,6 +470,88 @@ def test_a_predictor_naming_an_unknown_member_or_nan_is_refused(manifest, tmp_pa
             read_manifest(path)
 
 
+def written_manifest(path: Path) -> dict:
+    """A manifest as the combine stage writes it (member files not needed to read it back)."""
+    from imdb_rnn.predictor_file import FileRef, PredictorManifest, write_manifest
+
+    ref = FileRef(path="x", sha256="ab" * 32)
+    write_manifest(
+        PredictorManifest(
+            threshold=0.5,
+            batch_size=16,
+            weights={"rnn": 0.5, "linear": 0.25},
+            intercept=0.0,
+            rnn_model=ref,
+            vocabulary=ref,
+            encoding=ref,
+            linear_model=ref,
+        ),
+        path,
+    )
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        pytest.param(
+            lambda m: m["weights"].update(rnn=0.6),
+            "was edited after the combine stage wrote it",
+            id="one-weight-changed",
+        ),
+        pytest.param(
+            lambda m: m.update(threshold=0.4),
+            "was edited after the combine stage wrote it",
+            id="threshold-changed",
+        ),
+        pytest.param(
+            lambda m: m["weights"].update(rnn="0.5"),
+            "(weights.rnn: Input should be a valid number, got '0.5')",
+            id="weight-as-string",
+        ),
+        pytest.param(
+            lambda m: m.update(threshold="0.5"),
+            "(threshold: Input should be a valid number, got '0.5')",
+            id="threshold-as-string",
+        ),
+        pytest.param(
+            lambda m: m.update(batch_size="16"),
+            "(batch_size: Input should be a valid integer, got '16')",
+            id="batch-size-as-string",
+        ),
+        pytest.param(
+            lambda m: m["rnn_model"].update(sha256="AB" * 32),
+            "(rnn_model.sha256: must be 64 lower-case hexadecimal digits",
+            id="upper-case-sha256",
+        ),
+        pytest.param(lambda m: m.pop("digest"), "has no digest", id="no-digest"),
+    ],
+)
+def test_a_predictor_manifest_that_differs_from_what_combine_wrote_is_refused(
+    tmp_path, edit, expected
+):
+    from imdb_rnn.predictor_file import read_manifest
+
+    path = tmp_path / "predictor.json"
+    data = written_manifest(path)
+    read_manifest(path)  # as written, it reads back
+    edit(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError) as refused:
+        read_manifest(path)
+    assert expected in str(refused.value) and "rerun dvc repro combine" in str(refused.value)
+
+
+@pytest.mark.slow
+def test_imdb_predict_refuses_a_manifest_with_one_weight_changed(manifest):
+    data = json.loads(manifest.read_text())
+    data["weights"]["rnn"] += 0.1
+    edited = manifest.parent / "edited-predictor.json"  # beside it: the member paths still hold
+    edited.write_text(json.dumps(data))
+    line = one_line_error(run_predict("--predictor", str(edited), "A great film."))
+    assert "edited-predictor.json was edited after the combine stage wrote it" in line
+
+
 def test_a_state_directory_that_is_a_file_is_one_line(tmp_path):
     from imdb_rnn.resume import StateDirectory
 
