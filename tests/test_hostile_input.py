@@ -24,7 +24,7 @@ from imdb_rnn.evaluation import compute_metrics
 from imdb_rnn.pretrained import load_pretrained_vectors
 from imdb_rnn.recipes import main as recipe_main
 from tests.conftest import make_reviews
-from tests.predictor_builder import build_predictor, run_predict
+from tests.predictor_builder import PREDICT, build_predictor, run_predict
 from tests.stage_runner import (
     EMBED_ARGS,
     INGEST_ARGS,
@@ -550,6 +550,26 @@ def test_imdb_predict_refuses_a_manifest_with_one_weight_changed(manifest):
     edited.write_text(json.dumps(data))
     line = one_line_error(run_predict("--predictor", str(edited), "A great film."))
     assert "edited-predictor.json was edited after the combine stage wrote it" in line
+
+
+@pytest.mark.slow
+def test_a_reader_that_closes_the_pipe_stops_predict_quietly(manifest, tmp_path):
+    """`imdb-predict --file big.txt | head -1`: exit 141 like `cat`, no BrokenPipeError."""
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_text("A great film.\n" * 3000)  # 90 kB of output: more than a pipe holds
+    with (tmp_path / "stderr").open("wb") as stderr:
+        process = subprocess.Popen(
+            [*PREDICT, "--predictor", str(manifest), "--file", str(reviews)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=os.environ.copy(),
+        )
+        first_line = process.stdout.readline()
+        process.stdout.close()  # as head does once it has its line
+        assert process.wait(timeout=120) == 141  # 128 + SIGPIPE
+    assert first_line.endswith(b"\tA great film.\n")
+    errors = (tmp_path / "stderr").read_text()
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors
 
 
 def test_a_state_directory_that_is_a_file_is_one_line(tmp_path):

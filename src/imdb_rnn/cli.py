@@ -28,6 +28,9 @@ log = logging.getLogger("imdb_rnn")
 # figures its main() returns) to this file: what the benchmark reads instead of parsing logs.
 RECORD_ENV = "IMDB_RNN_RECORD"
 
+# What a command whose reader closed the pipe exits with: the status of one that SIGPIPE killed.
+SIGPIPE_STATUS = 128 + signal.SIGPIPE
+
 # Errors of the machine rather than of the code: reported in one line, with what to do.
 _ENVIRONMENT_ERRORS = {
     errno.ENOSPC: "free some disk space and run it again",
@@ -60,6 +63,9 @@ def run(main: Callable[[], Mapping | None], name: str, log_level: str = "INFO") 
     started = time.perf_counter()
     try:
         figures = main() or {}
+        sys.stdout.flush()  # a closed pipe shows up here, not in the interpreter's own last flush
+    except BrokenPipeError:
+        reader_went_away()
     except PipelineError as error:
         fail(name, str(error))
     except MemoryError as error:
@@ -102,6 +108,17 @@ def fail(name: str, message: str, status: int = 1):
     message = " ".join(message.split())  # one line, even if a library's message had several
     print(f"{name}: error: {message}", file=sys.stderr)
     sys.exit(status)
+
+
+def reader_went_away():
+    """The reader of the output closed it (`imdb-predict --file big.txt | head -1`): it has what
+    it wanted, so stop without a word, with the status 141 (128 + SIGPIPE) that `cat` or `yes`
+    end with there, which a shell with `set -o pipefail` reads as output cut short."""
+    # What is still buffered for stdout would fail again when the interpreter flushes it at exit.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(SIGPIPE_STATUS)
 
 
 def peak_memory_mib() -> float:
