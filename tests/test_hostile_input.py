@@ -8,9 +8,11 @@ line that names the problem and the fix, exit status 1, and no half-written outp
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import pickle
+import select
 import subprocess
 from pathlib import Path
 
@@ -58,7 +60,7 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
 )
 def test_characters_that_splitlines_breaks_at_stay_inside_the_review(separator):
     text = f"First review{separator}still the first.\r\nSecond review.\n"
-    assert predict.split_reviews(text) == [
+    assert list(predict.stream_reviews(io.BytesIO(text.encode()), "reviews.txt")) == [
         f"First review{separator}still the first.",
         "Second review.",
     ]
@@ -570,6 +572,46 @@ def test_a_reader_that_closes_the_pipe_stops_predict_quietly(manifest, tmp_path)
     assert first_line.endswith(b"\tA great film.\n")
     errors = (tmp_path / "stderr").read_text()
     assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors
+
+
+@pytest.mark.slow
+def test_predict_answers_standard_input_before_it_is_closed(manifest):
+    """Input is read and classified a chunk at a time: the answers to the first chunk arrive while
+    standard input is still open, so memory never holds the whole input."""
+    chunk = 16  # BATCHES_PER_CHUNK batches of one review
+    process = subprocess.Popen(
+        [*PREDICT, "--predictor", str(manifest), "--batch-size", "1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
+    try:
+        process.stdin.write(b"A great film.\n" * chunk + b"Awful.\n")
+        process.stdin.flush()  # and kept open: more reviews could come
+        readable, _, _ = select.select([process.stdout], [], [], 120)
+        assert readable, "no answer within 120 s while standard input was open"
+        first = process.stdout.readline()
+        assert process.poll() is None  # still waiting for the rest of its input
+    finally:
+        process.stdin.close()
+    rest = process.stdout.read().splitlines()
+    assert process.wait(timeout=120) == 0
+    assert first.endswith(b"\tA great film.\n") and len(rest) == chunk
+    assert rest[-1].endswith(b"\tAwful.")
+
+
+@pytest.mark.slow
+def test_predict_json_read_in_chunks_is_one_array_as_before(manifest, tmp_path, capsys):
+    reviews = [f"Review {number}: a great film." for number in range(40)]  # 3 chunks of 16
+    (tmp_path / "reviews.txt").write_text("\n".join(reviews))
+    options = ["--predictor", str(manifest), "--file", str(tmp_path / "reviews.txt")]
+    predict.main([*options, "--batch-size", "1", "--json"])
+    printed = capsys.readouterr().out
+    predictions = json.loads(printed)
+    assert [p["review"] for p in predictions] == reviews
+    # the bytes json.dumps gives the whole array, as imdb-predict printed before it streamed
+    assert printed == json.dumps(predictions, ensure_ascii=False, indent=2) + "\n"
 
 
 def test_a_state_directory_that_is_a_file_is_one_line(tmp_path):
