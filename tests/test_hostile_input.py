@@ -14,6 +14,7 @@ import os
 import pickle
 import select
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -612,6 +613,40 @@ def test_predict_json_read_in_chunks_is_one_array_as_before(manifest, tmp_path, 
     assert [p["review"] for p in predictions] == reviews
     # the bytes json.dumps gives the whole array, as imdb-predict printed before it streamed
     assert printed == json.dumps(predictions, ensure_ascii=False, indent=2) + "\n"
+
+
+def without_log_settings(**settings: str) -> dict[str, str]:
+    """This environment, less any log setting of the person running the tests, plus ``settings``."""
+    ignored = ("TF_CPP_MIN_LOG_LEVEL", "IMDB_RNN_VERBOSE")
+    return {key: value for key, value in os.environ.items() if key not in ignored} | settings
+
+
+@pytest.mark.slow
+def test_predict_prints_no_tensorflow_start_up_log_and_the_same_numbers(manifest):
+    """TensorFlow's C++ start-up lines (one is "E0000 ... failed call to cuInit") read as a failure:
+    hidden unless IMDB_RNN_VERBOSE=1, which changes no byte of the output."""
+    command = [*PREDICT, "--predictor", str(manifest), "--json", "A wonderful, moving film."]
+    quiet = subprocess.run(command, capture_output=True, timeout=120, env=without_log_settings())
+    assert quiet.returncode == 0 and quiet.stderr.decode() == ""
+    verbose = subprocess.run(
+        command, capture_output=True, timeout=120, env=without_log_settings(IMDB_RNN_VERBOSE="1")
+    )
+    assert verbose.returncode == 0 and verbose.stdout == quiet.stdout
+
+
+@pytest.mark.slow
+def test_stages_import_tensorflow_without_its_start_up_log():
+    from tests.conftest import REPO_ROOT
+
+    imported = subprocess.run(
+        [sys.executable, "-c", "import stages, tensorflow"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=without_log_settings(),
+    )
+    assert imported.returncode == 0 and imported.stderr == "", imported.stderr
 
 
 def test_a_state_directory_that_is_a_file_is_one_line(tmp_path):

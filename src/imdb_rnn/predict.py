@@ -241,5 +241,6 @@ def entry_point() -> None:
     """The `imdb-predict` console script."""
     from imdb_rnn.numerics import pin_kernels_or_restart
 
+    cli.quiet_tensorflow()  # before a restart, which keeps the environment it sets
     pin_kernels_or_restart()  # the same kernels, hence the same numbers, as the pipeline's
     cli.run(main, "imdb-predict", log_level="WARNING")
