@@ -3,8 +3,9 @@
 Each module is thin: it parses the paths dvc.yaml passes it, validates its own section of
 params.yaml, reads its inputs, calls the library in ``imdb_rnn``, and writes its outputs.
 
-Importing this package does two things first, before any stage imports NumPy or TensorFlow:
-it puts the imdb_rnn beside these stages on the import path, and pins the numerical kernels.
+Importing this package does three things first, before any stage imports NumPy or TensorFlow:
+it puts the imdb_rnn beside these stages on the import path, pins the numerical kernels, and
+hides TensorFlow's C++ start-up log (IMDB_RNN_VERBOSE=1 shows it).
 """
 
 import sys
@@ -19,6 +20,8 @@ if _LIBRARY not in sys.path[:1]:
 
 # The kernels that decide floating-point bits are chosen when NumPy, SciPy and TensorFlow load;
 # pinning them now makes embed, train and evaluate give the same bytes on any x86-64 CPU with AVX2.
+from imdb_rnn.cli import quiet_tensorflow  # noqa: E402
 from imdb_rnn.numerics import pin_kernels  # noqa: E402
 
 pin_kernels()
+quiet_tensorflow()

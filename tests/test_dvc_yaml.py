@@ -78,7 +78,7 @@ def test_stages_import_the_library_beside_them_not_the_installed_one(tmp_path):
     )
     (tmp_path / "src" / PACKAGE).mkdir(parents=True)
     (tmp_path / "src" / PACKAGE / "__init__.py").write_text("")
-    for module in ("numerics.py",):  # what stages/__init__.py imports
+    for module in ("numerics.py", "cli.py", "errors.py"):  # what stages/__init__.py imports
         source = REPO_ROOT / "src" / PACKAGE / module
         (tmp_path / "src" / PACKAGE / module).write_text(source.read_text())
     completed = subprocess.run(

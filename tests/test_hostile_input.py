@@ -8,9 +8,11 @@ line that names the problem and the fix, exit status 1, and no half-written outp
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import pickle
+import select
 import signal
 import socket
 import subprocess
@@ -28,7 +30,7 @@ from imdb_rnn.evaluation import compute_metrics
 from imdb_rnn.pretrained import load_pretrained_vectors
 from imdb_rnn.recipes import main as recipe_main
 from tests.conftest import make_reviews
-from tests.predictor_builder import build_predictor, run_predict
+from tests.predictor_builder import PREDICT, build_predictor, run_predict
 from tests.stage_runner import (
     EMBED_ARGS,
     INGEST_ARGS,
@@ -62,7 +64,7 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
 )
 def test_characters_that_splitlines_breaks_at_stay_inside_the_review(separator):
     text = f"First review{separator}still the first.\r\nSecond review.\n"
-    assert predict.split_reviews(text) == [
+    assert list(predict.stream_reviews(io.BytesIO(text.encode()), "reviews.txt")) == [
         f"First review{separator}still the first.",
         "Second review.",
     ]
@@ -492,6 +494,182 @@ def test_a_predictor_naming_an_unknown_member_or_nan_is_refused(manifest, tmp_pa
         path.write_text(json.dumps(data | broken))
         with pytest.raises(DataError, match="is not a predictor written by the combine stage"):
             read_manifest(path)
+
+
+def written_manifest(path: Path) -> dict:
+    """A manifest as the combine stage writes it (member files not needed to read it back)."""
+    from imdb_rnn.predictor_file import FileRef, PredictorManifest, write_manifest
+
+    ref = FileRef(path="x", sha256="ab" * 32)
+    write_manifest(
+        PredictorManifest(
+            threshold=0.5,
+            batch_size=16,
+            weights={"rnn": 0.5, "linear": 0.25},
+            intercept=0.0,
+            rnn_model=ref,
+            vocabulary=ref,
+            encoding=ref,
+            linear_model=ref,
+        ),
+        path,
+    )
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        pytest.param(
+            lambda m: m["weights"].update(rnn=0.6),
+            "was edited after the combine stage wrote it",
+            id="one-weight-changed",
+        ),
+        pytest.param(
+            lambda m: m.update(threshold=0.4),
+            "was edited after the combine stage wrote it",
+            id="threshold-changed",
+        ),
+        pytest.param(
+            lambda m: m["weights"].update(rnn="0.5"),
+            "(weights.rnn: Input should be a valid number, got '0.5')",
+            id="weight-as-string",
+        ),
+        pytest.param(
+            lambda m: m.update(threshold="0.5"),
+            "(threshold: Input should be a valid number, got '0.5')",
+            id="threshold-as-string",
+        ),
+        pytest.param(
+            lambda m: m.update(batch_size="16"),
+            "(batch_size: Input should be a valid integer, got '16')",
+            id="batch-size-as-string",
+        ),
+        pytest.param(
+            lambda m: m["rnn_model"].update(sha256="AB" * 32),
+            "(rnn_model.sha256: must be 64 lower-case hexadecimal digits",
+            id="upper-case-sha256",
+        ),
+        pytest.param(lambda m: m.pop("digest"), "has no digest", id="no-digest"),
+    ],
+)
+def test_a_predictor_manifest_that_differs_from_what_combine_wrote_is_refused(
+    tmp_path, edit, expected
+):
+    from imdb_rnn.predictor_file import read_manifest
+
+    path = tmp_path / "predictor.json"
+    data = written_manifest(path)
+    read_manifest(path)  # as written, it reads back
+    edit(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError) as refused:
+        read_manifest(path)
+    assert expected in str(refused.value) and "rerun dvc repro combine" in str(refused.value)
+
+
+@pytest.mark.slow
+def test_imdb_predict_refuses_a_manifest_with_one_weight_changed(manifest):
+    data = json.loads(manifest.read_text())
+    data["weights"]["rnn"] += 0.1
+    edited = manifest.parent / "edited-predictor.json"  # beside it: the member paths still hold
+    edited.write_text(json.dumps(data))
+    line = one_line_error(run_predict("--predictor", str(edited), "A great film."))
+    assert "edited-predictor.json was edited after the combine stage wrote it" in line
+
+
+@pytest.mark.slow
+def test_a_reader_that_closes_the_pipe_stops_predict_quietly(manifest, tmp_path):
+    """`imdb-predict --file big.txt | head -1`: exit 141 like `cat`, no BrokenPipeError."""
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_text("A great film.\n" * 3000)  # 90 kB of output: more than a pipe holds
+    with (tmp_path / "stderr").open("wb") as stderr:
+        process = subprocess.Popen(
+            [*PREDICT, "--predictor", str(manifest), "--file", str(reviews)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=os.environ.copy(),
+        )
+        first_line = process.stdout.readline()
+        process.stdout.close()  # as head does once it has its line
+        assert process.wait(timeout=120) == 141  # 128 + SIGPIPE
+    assert first_line.endswith(b"\tA great film.\n")
+    errors = (tmp_path / "stderr").read_text()
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors
+
+
+@pytest.mark.slow
+def test_predict_answers_standard_input_before_it_is_closed(manifest):
+    """Input is read and classified a chunk at a time: the answers to the first chunk arrive while
+    standard input is still open, so memory never holds the whole input."""
+    chunk = 16  # BATCHES_PER_CHUNK batches of one review
+    process = subprocess.Popen(
+        [*PREDICT, "--predictor", str(manifest), "--batch-size", "1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
+    try:
+        process.stdin.write(b"A great film.\n" * chunk + b"Awful.\n")
+        process.stdin.flush()  # and kept open: more reviews could come
+        readable, _, _ = select.select([process.stdout], [], [], 120)
+        assert readable, "no answer within 120 s while standard input was open"
+        first = process.stdout.readline()
+        assert process.poll() is None  # still waiting for the rest of its input
+    finally:
+        process.stdin.close()
+    rest = process.stdout.read().splitlines()
+    assert process.wait(timeout=120) == 0
+    assert first.endswith(b"\tA great film.\n") and len(rest) == chunk
+    assert rest[-1].endswith(b"\tAwful.")
+
+
+@pytest.mark.slow
+def test_predict_json_read_in_chunks_is_one_array_as_before(manifest, tmp_path, capsys):
+    reviews = [f"Review {number}: a great film." for number in range(40)]  # 3 chunks of 16
+    (tmp_path / "reviews.txt").write_text("\n".join(reviews))
+    options = ["--predictor", str(manifest), "--file", str(tmp_path / "reviews.txt")]
+    predict.main([*options, "--batch-size", "1", "--json"])
+    printed = capsys.readouterr().out
+    predictions = json.loads(printed)
+    assert [p["review"] for p in predictions] == reviews
+    # the bytes json.dumps gives the whole array, as imdb-predict printed before it streamed
+    assert printed == json.dumps(predictions, ensure_ascii=False, indent=2) + "\n"
+
+
+def without_log_settings(**settings: str) -> dict[str, str]:
+    """This environment, less any log setting of the person running the tests, plus ``settings``."""
+    ignored = ("TF_CPP_MIN_LOG_LEVEL", "IMDB_RNN_VERBOSE")
+    return {key: value for key, value in os.environ.items() if key not in ignored} | settings
+
+
+@pytest.mark.slow
+def test_predict_prints_no_tensorflow_start_up_log_and_the_same_numbers(manifest):
+    """TensorFlow's C++ start-up lines (one is "E0000 ... failed call to cuInit") read as a failure:
+    hidden unless IMDB_RNN_VERBOSE=1, which changes no byte of the output."""
+    command = [*PREDICT, "--predictor", str(manifest), "--json", "A wonderful, moving film."]
+    quiet = subprocess.run(command, capture_output=True, timeout=120, env=without_log_settings())
+    assert quiet.returncode == 0 and quiet.stderr.decode() == ""
+    verbose = subprocess.run(
+        command, capture_output=True, timeout=120, env=without_log_settings(IMDB_RNN_VERBOSE="1")
+    )
+    assert verbose.returncode == 0 and verbose.stdout == quiet.stdout
+
+
+@pytest.mark.slow
+def test_stages_import_tensorflow_without_its_start_up_log():
+    from tests.conftest import REPO_ROOT
+
+    imported = subprocess.run(
+        [sys.executable, "-c", "import stages, tensorflow"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=without_log_settings(),
+    )
+    assert imported.returncode == 0 and imported.stderr == "", imported.stderr
 
 
 def test_a_state_directory_that_is_a_file_is_one_line(tmp_path):

@@ -19,6 +19,21 @@ def error_of(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.parametrize("split", [[1, 2], [3], [1, 1, 1]])
+def test_json_items_in_chunks_are_the_bytes_of_one_array(split):
+    items = [
+        {"review": 'tab\tquote" line\nbreak \u2028 \x85 ünï 🎬', "p": 0.5, "n": 0},
+        {"review": "", "p": 1.0, "n": 3},
+        {"review": "x", "p": 0.25, "n": None},
+    ]
+    pieces, start = [], 0
+    for size in split:
+        pieces.append(predict.json_items(items[start : start + size], first=start == 0))
+        start += size
+    expected = json.dumps(items, ensure_ascii=False, allow_nan=False, indent=2)
+    assert "".join(pieces) + "\n]" == expected
+
+
 def test_arguments_give_one_label_and_probability_per_review(manifest, capsys):
     predict.main(["--predictor", str(manifest), "A great, wonderful film!", "Awful, the worst."])
     lines = capsys.readouterr().out.splitlines()

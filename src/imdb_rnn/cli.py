@@ -6,18 +6,22 @@ decides how a run reports itself and how it ends, never what it computes.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
+import importlib.util
 import json
 import logging
 import os
+import re
 import resource
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from imdb_rnn.errors import PipelineError
@@ -27,6 +31,18 @@ log = logging.getLogger("imdb_rnn")
 # If set, each command appends one JSON line about its run (name, wall time, peak memory and the
 # figures its main() returns) to this file: what the benchmark reads instead of parsing logs.
 RECORD_ENV = "IMDB_RNN_RECORD"
+
+# Set to 1 to see TensorFlow's C++ start-up log again (quiet_tensorflow hides it).
+VERBOSE_ENV = "IMDB_RNN_VERBOSE"
+# What the C++ libraries log before anything sets up their log, whatever TF_CPP_MIN_LOG_LEVEL says:
+# abseil's notice, then lines such as "I0000 00:00:1796156931.083690   8899 cudart_stub.cc:31] ...".
+_EARLY_CXX_LOG = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"
+    r"|[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.-]+:\d+\] "
+)
+
+# What a command whose reader closed the pipe exits with: the status of one that SIGPIPE killed.
+SIGPIPE_STATUS = 128 + signal.SIGPIPE
 
 # Errors of the machine rather than of the code: reported in one line, with what to do.
 _ENVIRONMENT_ERRORS = {
@@ -78,6 +94,9 @@ def run(
     started = time.perf_counter()
     try:
         figures = main() or {}
+        sys.stdout.flush()  # a closed pipe shows up here, not in the interpreter's own last flush
+    except BrokenPipeError:
+        reader_went_away()
     except PipelineError as error:
         fail(name, str(error))
     except MemoryError as error:
@@ -135,6 +154,77 @@ def skip_finalization_on_failure() -> None:
     writer is atomic), and the kernel releases the locks."""
     global _skip_finalization
     _skip_finalization = True
+
+
+def reader_went_away():
+    """The reader of the output closed it (`imdb-predict --file big.txt | head -1`): it has what
+    it wanted, so stop without a word, with the status 141 (128 + SIGPIPE) that `cat` or `yes`
+    end with there, which a shell with `set -o pipefail` reads as output cut short."""
+    # What is still buffered for stdout would fail again when the interpreter flushes it at exit.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(SIGPIPE_STATUS)
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ start-up log off stderr, unless IMDB_RNN_VERBOSE=1.
+
+    Without a GPU, importing TensorFlow prints eight lines, one of them "E0000 ... failed call to
+    cuInit: ... UNKNOWN ERROR (303)", which users read as a failure. TF_CPP_MIN_LOG_LEVEL=3 (read
+    when TensorFlow loads, hence before any import of it) silences TensorFlow's own C++ log, fatal
+    errors apart; the lines the C++ libraries write before their log is set up ignore it, so
+    stderr is filtered of them while TensorFlow is imported. Messages only: no number changes. A
+    TF_CPP_MIN_LOG_LEVEL the user set is kept, and then nothing is filtered.
+    """
+    if os.environ.get(VERBOSE_ENV) == "1" or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    if "tensorflow" not in sys.modules:
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+class _QuietTensorFlowImport:
+    """An import hook: TensorFlow's first import runs with stderr filtered of early C++ log lines.
+
+    Hooked here rather than around each `import tensorflow`, because keras, the stages and the
+    library import it in a dozen places, each only once it is needed."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once, and not for the lookup below
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            run_module = spec.loader.exec_module
+
+            def exec_module(module):
+                with _early_cxx_log_removed():
+                    run_module(module)
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+@contextlib.contextmanager
+def _early_cxx_log_removed() -> Iterator[None]:
+    """Everything written to file descriptor 2 in the block (C++ libraries write there, not to
+    sys.stderr) goes to a temporary file; afterwards the lines that are not early C++ log lines
+    are written to stderr, in their order."""
+    sys.stderr.flush()
+    stderr = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(stderr, 2)
+            os.close(stderr)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not _EARLY_CXX_LOG.match(line)))
+            sys.stderr.flush()
 
 
 def peak_memory_mib() -> float:
