@@ -152,6 +152,9 @@ def binary_crossentropy(labels, probabilities):
     import tensorflow as tf
 
     logits = _sigmoid_logits(probabilities)
+    if logits is None:
+        # Not the model's output: a distribution strategy first traces the loss on a placeholder.
+        return keras.losses.binary_crossentropy(labels, probabilities)
     labels = tf.cast(labels, logits.dtype)
 
     @tf.custom_gradient
@@ -166,12 +169,17 @@ def binary_crossentropy(labels, probabilities):
 
 def _sigmoid_logits(probabilities):
     """The input of the sigmoid that made ``probabilities``, found as Keras' own loss finds it:
-    Keras' sigmoid tags its output with it, and in a graph it is the Sigmoid op's input."""
+    Keras' sigmoid tags its output with it, and in a graph it is the Sigmoid op's input; None if
+    ``probabilities`` comes from no sigmoid."""
     logits = getattr(probabilities, "_keras_logits", None)
-    if logits is None and getattr(getattr(probabilities, "op", None), "type", None) == "Sigmoid":
-        logits = probabilities.op.inputs[0]
+    tensor = probabilities
+    # A distribution strategy hands the loss an Identity of the model's output.
+    while logits is None and getattr(getattr(tensor, "op", None), "type", None) == "Identity":
+        tensor = tensor.op.inputs[0]
     if logits is None:
-        raise TypeError("binary_crossentropy needs the output of a sigmoid activation")
+        logits = getattr(tensor, "_keras_logits", None)
+    if logits is None and getattr(getattr(tensor, "op", None), "type", None) == "Sigmoid":
+        logits = tensor.op.inputs[0]
     return logits
 
 
