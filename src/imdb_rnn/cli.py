@@ -175,12 +175,14 @@ def quiet_tensorflow() -> None:
     when TensorFlow loads, hence before any import of it) silences TensorFlow's own C++ log, fatal
     errors apart; the lines the C++ libraries write before their log is set up ignore it, so
     stderr is filtered of them while TensorFlow is imported. Messages only: no number changes. A
-    TF_CPP_MIN_LOG_LEVEL the user set is kept, and then nothing is filtered.
+    TF_CPP_MIN_LOG_LEVEL the user set to another level is kept, and then nothing is filtered (3
+    is this function's own, which a restarted process inherits).
     """
-    if os.environ.get(VERBOSE_ENV) == "1" or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    if os.environ.get(VERBOSE_ENV) == "1" or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3") != "3":
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    if "tensorflow" not in sys.modules:
+    hooked = any(isinstance(finder, _QuietTensorFlowImport) for finder in sys.meta_path)
+    if "tensorflow" not in sys.modules and not hooked:
         sys.meta_path.insert(0, _QuietTensorFlowImport())
 
 
