@@ -3,8 +3,9 @@
 Each module is thin: it parses the paths dvc.yaml passes it, validates its own section of
 params.yaml, reads its inputs, calls the library in ``imdb_rnn``, and writes its outputs.
 
-Importing this package does three things first, before any stage imports NumPy or TensorFlow:
-it puts the imdb_rnn beside these stages on the import path, pins the numerical kernels, and
+Importing this package does four things first, before any stage imports NumPy or TensorFlow:
+it puts the imdb_rnn beside these stages on the import path, arms the death of the stage with
+the dvc process that started it, pins the numerical kernels, and
 hides TensorFlow's C++ start-up log (IMDB_RNN_VERBOSE=1 shows it).
 """
 
@@ -17,6 +18,11 @@ from pathlib import Path
 _LIBRARY = str(Path(__file__).resolve().parents[1] / "src")
 if _LIBRARY not in sys.path[:1]:
     sys.path.insert(0, _LIBRARY)
+
+# A stage dies with the dvc process that started it, armed before the imports below take seconds.
+from imdb_rnn.cli import die_with_parent  # noqa: E402
+
+die_with_parent()
 
 # The kernels that decide floating-point bits are chosen when NumPy, SciPy and TensorFlow load;
 # pinning them now makes embed, train and evaluate give the same bytes on any x86-64 CPU with AVX2.

@@ -30,6 +30,12 @@ class Project:
             "DVC_NO_ANALYTICS": "1",
         }
 
+    @property
+    def env_without_shell(self) -> dict[str, str]:
+        """The environment of cron or a CI job: no $SHELL, so dvc runs each stage through
+        /bin/sh, which on Debian is dash, and dash forks a command rather than becoming it."""
+        return {name: value for name, value in self.env.items() if name != "SHELL"}
+
     def run(self, *command: str) -> str:
         """Run a command in the project; return its stdout and stderr together."""
         result = self.run_process(*command)

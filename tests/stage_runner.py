@@ -41,10 +41,11 @@ def write_params(workdir: Path, params: dict) -> None:
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
 
 
-def stage_args(name: str) -> list[str]:
-    """The stage's arguments exactly as dvc.yaml passes them: the paths live there only."""
-    command = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"][name]["cmd"]
-    return shlex.split(command)[3:]  # after "python -m stages.<name>"
+def stage_args(name: str, root: Path = REPO_ROOT) -> list[str]:
+    """The stage's arguments exactly as the dvc.yaml in ``root`` passes them: the paths live there
+    only."""
+    command = shlex.split(yaml.safe_load((root / "dvc.yaml").read_text())["stages"][name]["cmd"])
+    return command[command.index(f"stages.{name}") + 1 :]
 
 
 INGEST_ARGS, TOKENIZE_ARGS, EMBED_ARGS = (

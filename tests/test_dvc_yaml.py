@@ -170,3 +170,10 @@ def test_every_path_a_stage_reads_or_writes_is_on_its_command_line():
             assert any(f" {candidate} " in f" {stage['cmd']} " for candidate in passed), (
                 f"stage {name} does not pass {path}"
             )
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_each_stage_replaces_the_shell_dvc_starts_it_in(name):
+    """dvc runs a cmd through $SHELL, or /bin/sh without one; dash forks a lone command instead of
+    becoming it, and a stage whose parent is that shell would outlive a killed dvc."""
+    assert STAGES[name]["cmd"].startswith(f"exec python -m stages.{name} ")

@@ -829,7 +829,7 @@ def test_a_stage_whose_parent_ends_says_so(tmp_path):
     ready = tmp_path / "ready"
     wait_until_gone(start_orphan(tmp_path, ready, sys.executable, "-c", SLOW_STAGE, str(ready)))
     assert (tmp_path / "err").read_text().strip() == (
-        "train: error: stopped by SIGTERM (its parent process ended); no output was written"
+        "train: error: stopped because its parent process ended; no output was written"
     )
 
 

@@ -32,6 +32,7 @@ from imdb_rnn.resume import (
     write_state,
 )
 from tests.scratch_project import Project, create_tiny_project
+from tests.stage_runner import stage_args
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +66,15 @@ def stage_process(project: Project, name: str, timeout: float = 120) -> psutil.P
     raise AssertionError(f"stage {name} never started")
 
 
+def importing_numpy(process: psutil.Process, timeout: float = 60) -> None:
+    """Wait until a stage process maps NumPy, which every stage imports once stages/__init__.py
+    has run (and armed the stage's death with its parent)."""
+    deadline = time.monotonic() + timeout
+    while not any("/numpy/" in region.path for region in process.memory_maps()):
+        assert time.monotonic() < deadline, "the stage never imported NumPy"
+        time.sleep(0.05)
+
+
 def saved_states(project: Project) -> list[Path]:
     return sorted((project.root / ".train-state").glob(f"*{STATE_SUFFIX}"))
 
@@ -79,11 +89,11 @@ def snapshot(project: Project) -> dict[str, bytes]:
     return files
 
 
-def start_repro(project: Project) -> subprocess.Popen:
+def start_repro(project: Project, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         ["dvc", "repro"],
         cwd=project.root,
-        env=project.env,
+        env=env or project.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -116,12 +126,7 @@ def test_a_run_killed_in_epoch_2_resumes_and_ends_with_the_same_bytes(tmp_path, 
 
 
 def train_args(project: Project) -> list[str]:
-    import shlex
-
-    import yaml
-
-    command = yaml.safe_load((project.root / "dvc.yaml").read_text())["stages"]["train"]["cmd"]
-    return shlex.split(command)[3:]
+    return stage_args("train", project.root)
 
 
 def wait_for_state(project: Project, repro: subprocess.Popen) -> None:
@@ -138,8 +143,11 @@ def test_one_writer_at_a_time_and_never_the_wrong_state(tmp_path, slow_dataset):
     project.repro("embed")
 
     # Killing the dvc process alone: the stage must not outlive it (no orphan writing outputs).
-    repro = start_repro(project)
+    # Without $SHELL only dvc.yaml's `exec` makes the stage dvc's own child, whose death the
+    # kernel then tells it of; with a shell in between, nothing would.
+    repro = start_repro(project, env=project.env_without_shell)
     trainer = stage_process(project, "train")
+    importing_numpy(trainer)  # the stage has started up: now dvc dies
     repro.send_signal(signal.SIGKILL)
     repro.wait(timeout=30)
     trainer.wait(timeout=30)  # psutil raises TimeoutExpired if it is still running

@@ -54,17 +54,25 @@ _ENVIRONMENT_ERRORS = {
 }
 
 
+# What the kernel sends a stage when its parent dies: a signal of its own rather than SIGTERM,
+# because the parent's process id can outlast it (a multithreaded dvc ends thread by thread, and the
+# kernel signals as soon as the thread that started the stage is gone), so a SIGTERM from a user
+# and the death of dvc could not otherwise be told apart. Its default action ends the process.
+PARENT_ENDED_SIGNAL = getattr(signal, "SIGRTMIN", signal.SIGTERM)
+
 # Set by skip_finalization_on_failure.
 _skip_finalization = False
+# The parent process when die_with_parent armed the parent-death signal.
+_parent_at_start: int | None = None
 
 
 class Terminated(BaseException):
-    """SIGTERM arrived (e.g. the dvc process that started this stage died): stop, but unwind, so
+    """SIGTERM arrived, or the dvc process that started this stage died: stop, but unwind, so
     that temporary files are removed and no half-written output is left."""
 
     def __init__(self, parent_ended: bool):
         super().__init__(parent_ended)
-        self.parent_ended = parent_ended  # or SIGTERM came from elsewhere (kill, systemd...)
+        self.parent_ended = parent_ended  # or SIGTERM came from a user or a service manager
 
 
 def run(
@@ -111,8 +119,8 @@ def run(
         where = f" ({error.filename})" if error.filename else ""
         fail(name, f"{error.strerror}{where}; {_ENVIRONMENT_ERRORS[error.errno]}")
     except Terminated as stop:
-        why = " (its parent process ended)" if stop.parent_ended else ""
-        fail(name, f"stopped by SIGTERM{why}; no output was written", 143)
+        why = "because its parent process ended" if stop.parent_ended else "by SIGTERM"
+        fail(name, f"stopped {why}; no output was written", 143)
     except KeyboardInterrupt:
         fail(name, "interrupted; no output was written (a training resumes where it stopped)", 130)
     seconds = time.perf_counter() - started
@@ -276,23 +284,35 @@ def _anonymous_memory_mib() -> float | None:
 
 
 def stop_on_sigterm(dies_with_parent: bool) -> None:
-    """Unwind on SIGTERM; with ``dies_with_parent``, also ask Linux to send this process SIGTERM
-    when its parent dies.
+    """Unwind on SIGTERM; with ``dies_with_parent``, also ask Linux to signal this process when its
+    parent dies, and unwind then too.
 
     `dvc repro` runs each stage as a child; if only the dvc process is killed, an orphaned stage
     would go on writing its outputs while the next `dvc repro` starts a second copy beside it.
     """
-    # An orphan is adopted by init or a subreaper, so a changed parent id means the parent ended.
-    parent = os.getppid()
+    parent = _parent_at_start or os.getppid()
 
     def terminate(signum, frame):
-        raise Terminated(parent_ended=os.getppid() != parent)
+        raise Terminated(parent_ended=signum == PARENT_ENDED_SIGNAL)
 
     signal.signal(signal.SIGTERM, terminate)
     if dies_with_parent:
-        set_parent_death_signal(signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before the request took effect
+        signal.signal(PARENT_ENDED_SIGNAL, terminate)
+        set_parent_death_signal(PARENT_ENDED_SIGNAL)
+        # An orphan is adopted by init or a subreaper: the parent died before anything was armed.
+        if os.getppid() != parent:
             raise Terminated(parent_ended=True)
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to end this process when its parent (dvc) dies, from the first moment.
+
+    Called by stages/__init__.py before the seconds of importing NumPy and TensorFlow: a dvc killed
+    meanwhile must not leave an orphan that goes on to write outputs. Until cli.run installs its
+    handler, the signal's default action ends the process, which has written nothing yet."""
+    global _parent_at_start
+    _parent_at_start = os.getppid()
+    set_parent_death_signal(PARENT_ENDED_SIGNAL)
 
 
 def set_parent_death_signal(signum: int) -> None:
