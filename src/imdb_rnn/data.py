@@ -159,7 +159,11 @@ def word_counts(texts: Iterable[str]) -> np.ndarray:
     return np.fromiter((len(text.split()) for text in texts), dtype=np.int64)
 
 
-def _length_stats(lengths: np.ndarray) -> dict[str, float]:
+def length_stats(lengths: np.ndarray) -> dict[str, float | None]:
+    """Mean, median and 95th percentile of review lengths in words; null for no reviews (NumPy
+    would give NaN, which is not JSON)."""
+    if len(lengths) == 0:
+        return {"mean_words": None, "median_words": None, "p95_words": None}
     return {
         "mean_words": round(float(np.mean(lengths)), 1),
         "median_words": round(float(np.median(lengths)), 1),
@@ -178,7 +182,7 @@ def summarize_splits(
         summary[name] = {
             "rows": len(labels[name]),
             "positive_share": round(float(np.mean(labels[name])), 4),
-            **_length_stats(lengths[name]),
+            **length_stats(lengths[name]),
         }
     summary["dropped_empty_reviews"] = dict(dropped_empty)
     return summary
