@@ -75,6 +75,7 @@ def run_size(factor: int, raw: Path, workdir: Path, target: str) -> dict:
     subprocess.run(["git", "clone", "-q", str(REPOSITORY), str(clone)], check=True)
     params = yaml.safe_load((clone / "params.yaml").read_text())
     params["ingest"]["source"] = str(source)
+    params["ingest"]["unlabelled"] = False  # the source holds the labelled splits alone
     # the source's train file is the whole official train split: keep its 10 % for validation
     for path, value in SHORTENED.items():
         section = params

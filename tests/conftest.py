@@ -70,13 +70,20 @@ def manifest(tmp_path_factory) -> Path:
     return build_predictor(tmp_path_factory.mktemp("project"))
 
 
+def make_unlabelled_reviews(count: int, seed: int = 3) -> pd.DataFrame:
+    """Reviews as the Hub's split `unsupervised` holds them: labelled -1."""
+    return make_reviews(count, seed=seed).assign(label=-1)
+
+
 @pytest.fixture
 def tiny_dataset(tmp_path: Path) -> Path:
-    """A directory laid out like the Hub's parquet export: plain_text/{train,test}-*.parquet."""
+    """A directory laid out like the Hub's parquet export:
+    plain_text/{train,test,unsupervised}-*.parquet."""
     directory = tmp_path / "imdb" / "plain_text"
     directory.mkdir(parents=True)
     make_reviews(200, seed=1).to_parquet(directory / "train-00000-of-00001.parquet")
     make_reviews(100, seed=2).to_parquet(directory / "test-00000-of-00001.parquet")
+    make_unlabelled_reviews(60).to_parquet(directory / "unsupervised-00000-of-00001.parquet")
     return directory.parent
 
 
@@ -87,4 +94,5 @@ def slow_dataset(tmp_path) -> Path:
     directory.mkdir()
     make_reviews(3000, seed=1).to_parquet(directory / "train.parquet")
     make_reviews(300, seed=2).to_parquet(directory / "test.parquet")
+    make_unlabelled_reviews(300).to_parquet(directory / "unsupervised.parquet")
     return directory

@@ -98,6 +98,7 @@ RERUNS = {
     "artifacts": {"ingest", "tokenize", "embed", "train", "evaluate", "linear", "combine"},
     "sources": {"ingest"},
     "data": {"ingest"},
+    "unlabelled": {"ingest"},
     "text": {"tokenize", "linear"},
     "vocabulary": {"tokenize", "embed", "train", "evaluate"},
     "encoding": {"tokenize", "train", "evaluate"},
@@ -144,6 +145,7 @@ def test_ingest_reruns_only_for_its_own_code():
         "stages/ingest.py",
         "src/imdb_rnn/sources.py",
         "src/imdb_rnn/data.py",
+        "src/imdb_rnn/unlabelled.py",
         "src/imdb_rnn/artifacts.py",
     }
 

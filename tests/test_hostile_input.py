@@ -198,7 +198,11 @@ def test_the_default_hub_vectors_are_pinned_to_a_commit(default_params):
 )
 def test_unreadable_local_sources_are_one_line(tmp_path, tiny_params, name, content, expected):
     (tmp_path / name).write_bytes(content)
-    tiny_params["ingest"] |= {"source": str(tmp_path / name), "protocol": "random"}
+    tiny_params["ingest"] |= {
+        "source": str(tmp_path / name),
+        "protocol": "random",
+        "unlabelled": False,
+    }
     write_params(tmp_path, tiny_params)
     line = one_line_error(run_stage(tmp_path, "ingest", *INGEST_ARGS))
     assert expected in line and name in line
@@ -218,7 +222,7 @@ def test_a_truncated_parquet_shard_is_named(tmp_path, tiny_params, tiny_dataset)
 def test_a_source_column_of_numbers_is_refused_not_turned_into_reviews(tmp_path, tiny_params):
     source = tmp_path / "train.parquet"
     pd.DataFrame({"text": range(40), "label": [0, 1] * 20}).to_parquet(source)
-    tiny_params["ingest"] |= {"source": str(source), "protocol": "random"}
+    tiny_params["ingest"] |= {"source": str(source), "protocol": "random", "unlabelled": False}
     write_params(tmp_path, tiny_params)
     line = one_line_error(run_stage(tmp_path, "ingest", *INGEST_ARGS))
     assert (
@@ -255,7 +259,7 @@ def test_a_split_of_one_label_is_refused(tmp_path, tiny_params):
     directory.mkdir()
     make_reviews(100, seed=3).to_parquet(directory / "train.parquet")
     reviews[reviews["label"] == 1].to_parquet(directory / "test.parquet")
-    tiny_params["ingest"]["source"] = str(directory)
+    tiny_params["ingest"] |= {"source": str(directory), "unlabelled": False}
     write_params(tmp_path, tiny_params)
     line = one_line_error(run_stage(tmp_path, "ingest", *INGEST_ARGS))
     assert "the test split has reviews of one label only" in line

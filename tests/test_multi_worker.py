@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from imdb_rnn.resume import read_state
-from tests.conftest import REPO_ROOT, make_reviews
+from tests.conftest import REPO_ROOT, make_reviews, make_unlabelled_reviews
 from tests.scratch_project import Project, create_tiny_project
 from tests.test_resume import make_project, saved_states, stage_process
 
@@ -163,6 +163,7 @@ def waiting_worker(tmp_path_factory) -> Project:
     dataset = tmp_path_factory.mktemp("reviews")
     make_reviews(200, seed=1).to_parquet(dataset / "train.parquet")
     make_reviews(100, seed=2).to_parquet(dataset / "test.parquet")
+    make_unlabelled_reviews(60).to_parquet(dataset / "unsupervised.parquet")
     project = create_tiny_project(tmp_path_factory.mktemp("worker") / "project", dataset)
     project.repro("embed")
     project.set_param("train.distribution", "multi_worker")

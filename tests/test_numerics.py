@@ -21,7 +21,7 @@ import sys
 import pytest
 
 from imdb_rnn import numerics
-from tests.conftest import REPO_ROOT, make_reviews
+from tests.conftest import REPO_ROOT, make_reviews, make_unlabelled_reviews
 from tests.stage_runner import run_stage, stage_args, write_params
 
 QEMU = shutil.which("qemu-x86_64")
@@ -70,6 +70,7 @@ def tokenized(tmp_path_factory):
     source.mkdir(parents=True)
     make_reviews(200, seed=1).to_parquet(source / "train.parquet")
     make_reviews(100, seed=2).to_parquet(source / "test.parquet")
+    make_unlabelled_reviews(60).to_parquet(source / "unsupervised.parquet")
     params = copy.deepcopy(yaml.safe_load((REPO_ROOT / "params.yaml").read_text()))
     params["ingest"]["source"] = str(source)
     params["tokenize"] |= {"vocab_size": 60, "max_length": 24}

@@ -93,6 +93,15 @@ def test_repro_reruns_exactly_the_stages_downstream_of_a_change(project):
     assert "unknown key train.unitss (did you mean units?)" in failed.stdout + failed.stderr
 
 
+def test_the_unlabelled_reviews_on_or_off_rerun_ingest_alone(project):
+    """The labelled splits do not depend on the unlabelled reviews, byte for byte, so the stages
+    that read them see their inputs unchanged."""
+    assert project.repro("tokenize") == {"ingest", "tokenize"}
+    project.set_param("ingest.unlabelled", False)
+    assert project.repro("tokenize") == {"ingest"}
+    assert project.repro("tokenize") == set()
+
+
 def experiments(project: Project) -> dict[str, dict]:
     """Each experiment's params.yaml values and metrics files, by name, from `dvc exp show`."""
     shown = json.loads(project.run_process("dvc", "exp", "show", "--json").stdout)

@@ -65,6 +65,8 @@ def keys_a_recipe_must_pin(recipe_set: dict) -> set[str]:
     }
     if recipe_set["ingest.protocol"] == "official":
         keys.discard("ingest.test_fraction")  # only the random protocol reads it
+    if recipe_set["ingest.unlabelled"] is False:
+        keys.discard("ingest.unlabelled_path")  # read only with unlabelled reviews
     keys.discard("train.peer_timeout_seconds")  # how long to wait for workers: no result changes
     keys |= {"embed.method", "embed.dimension", "embed.seed"}
     if recipe_set["embed.method"] == "word2vec":

@@ -250,3 +250,150 @@ def test_keras_labels_of_another_type_are_refused(monkeypatch):
     monkeypatch.setattr(imdb, "get_word_index", lambda: {"good": 1, "bad": 2})
     with pytest.raises(DataError, match=r"Keras IMDB, split train: column 'label' is double"):
         sources.load_reviews("keras", "unused", None)
+
+
+# Unlabelled reviews: the Hub's split "unsupervised", a local directory's unsupervised* files, or
+# the file ingest.unlabelled_path names. Every source without them says so in one line.
+UNLABELLED_FIX = "set ingest.unlabelled: false or name a file in ingest.unlabelled_path"
+
+
+def unlabelled_texts(chunks) -> list[str]:
+    frames = list(chunks)
+    assert all(list(frame.columns) == ["text"] for frame in frames)  # a label is not even read
+    return [text for frame in frames for text in frame["text"]]
+
+
+def hub_dataset(monkeypatch, **splits: pd.DataFrame) -> None:
+    import datasets
+
+    loaded = datasets.DatasetDict(
+        {name: datasets.Dataset.from_pandas(frame) for name, frame in splits.items()}
+    )
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: loaded)
+
+
+def test_the_hub_split_unsupervised_is_read_a_chunk_at_a_time(monkeypatch):
+    unsupervised = make_reviews(7, seed=3).assign(label=-1)
+    hub_dataset(monkeypatch, train=make_reviews(4), test=make_reviews(4), unsupervised=unsupervised)
+    chunks = list(sources.load_unlabelled("huggingface", "some/imdb", None, None, chunk_size=3))
+    assert [len(chunk) for chunk in chunks] == [3, 3, 1]
+    assert unlabelled_texts(chunks) == unsupervised["text"].tolist()
+
+
+def test_a_hub_dataset_without_unlabelled_reviews_names_its_splits_and_the_fix(monkeypatch):
+    hub_dataset(monkeypatch, train=make_reviews(4), test=make_reviews(4))
+    with pytest.raises(DataError) as refused:
+        sources.load_unlabelled("huggingface", "some/imdb", None, None)
+    assert str(refused.value) == (
+        "Hugging Face dataset 'some/imdb' has no split 'unsupervised' of unlabelled reviews (it"
+        f" has ['train', 'test']); {UNLABELLED_FIX}"
+    )
+
+
+def test_keras_imdb_has_no_unlabelled_reviews(monkeypatch):
+    from keras.datasets import imdb
+
+    monkeypatch.setattr(imdb, "load_data", lambda: pytest.fail("loaded before the error"))
+    with pytest.raises(DataError) as refused:
+        sources.load_unlabelled("keras", "unused", None, None)
+    assert str(refused.value) == f"Keras' IMDB has no unlabelled reviews; {UNLABELLED_FIX}"
+
+
+def test_the_hub_layout_works_as_a_local_directory_of_unlabelled_reviews(tmp_path):
+    (tmp_path / "plain_text").mkdir()
+    unsupervised = make_reviews(5, seed=3).assign(label=-1.0)  # any label column is ignored
+    unsupervised.to_parquet(tmp_path / "plain_text" / "unsupervised-00000-of-00001.parquet")
+    make_reviews(8).to_parquet(tmp_path / "plain_text" / "train-00000-of-00001.parquet")
+    chunks = sources.load_unlabelled(str(tmp_path), "unused", None, None, chunk_size=2)
+    assert unlabelled_texts(chunks) == unsupervised["text"].tolist()
+
+
+def test_a_local_directory_without_unlabelled_files_is_an_error(tmp_path):
+    make_reviews(8).to_parquet(tmp_path / "train.parquet")
+    make_reviews(4).to_parquet(tmp_path / "test.parquet")
+    with pytest.raises(DataError) as refused:
+        sources.load_unlabelled(str(tmp_path), "unused", None, None)
+    assert str(refused.value) == (
+        f"{tmp_path}: no unsupervised*.parquet or unsupervised*.csv file of unlabelled reviews;"
+        f" add one, or {UNLABELLED_FIX}"
+    )
+
+
+def test_a_single_local_file_has_no_unlabelled_reviews(tmp_path):
+    path = tmp_path / "reviews.csv"
+    make_reviews(8).to_csv(path, index=False)
+    with pytest.raises(DataError) as refused:
+        sources.load_unlabelled(str(path), "unused", None, None)
+    assert str(refused.value) == (
+        f"ingest.source '{path}' is one file of labelled reviews, with no unlabelled ones;"
+        f" {UNLABELLED_FIX}"
+    )
+
+
+@pytest.mark.parametrize("source", ["huggingface", "keras", "directory", "file"])
+def test_unlabelled_path_wins_over_every_source(tmp_path, monkeypatch, source):
+    import datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("loaded the Hub"))
+    directory = tmp_path / "imdb"
+    directory.mkdir()
+    make_reviews(4, seed=5).to_parquet(directory / "unsupervised.parquet")
+    make_reviews(8).to_parquet(directory / "reviews.parquet")
+    source = {"directory": str(directory), "file": str(directory / "reviews.parquet")}.get(
+        source, source
+    )
+    own = tmp_path / "own.csv"
+    pd.DataFrame({"text": ["Mine.", "Also mine, with a comma."]}).to_csv(own, index=False)
+    chunks = sources.load_unlabelled(source, "stanfordnlp/imdb", None, str(own))
+    assert unlabelled_texts(chunks) == ["Mine.", "Also mine, with a comma."]
+
+
+def test_an_unlabelled_path_that_is_no_file_is_explained(tmp_path):
+    with pytest.raises(SourceUnavailableError) as refused:
+        sources.load_unlabelled("huggingface", "unused", None, str(tmp_path / "nowhere.parquet"))
+    assert str(refused.value) == (
+        f"ingest.unlabelled_path '{tmp_path / 'nowhere.parquet'}' does not exist; name a parquet or"
+        " CSV file with a column 'text', or set it to null to use the source's own unlabelled"
+        " reviews"
+    )
+    with pytest.raises(SourceUnavailableError, match=r"' is a directory; name a parquet or CSV"):
+        sources.load_unlabelled("huggingface", "unused", None, str(tmp_path))
+    (tmp_path / "reviews.json").write_text("[]")
+    with pytest.raises(DataError, match=r"reviews.json: unsupported file type; use .parquet or"):
+        sources.load_unlabelled("huggingface", "unused", None, str(tmp_path / "reviews.json"))
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_unlabelled_reviews_without_a_text_column_are_refused_before_any_row_is_read(
+    tmp_path, suffix
+):
+    path = tmp_path / f"unlabelled{suffix}"
+    frame = pd.DataFrame({"review": ["Good.", "Bad."], "label": [-1, -1]})
+    if suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        frame.to_csv(path, index=False)
+    with pytest.raises(DataError) as refused:
+        sources.load_unlabelled("keras", "unused", None, str(path))
+    assert str(refused.value) == (
+        f"{path}: no column 'text' (it has review, label); name the column of review texts 'text'"
+    )
+
+
+def test_unlabelled_texts_of_another_type_are_refused(tmp_path, monkeypatch):
+    path = tmp_path / "unlabelled.parquet"
+    pq.write_table(pa.table({"text": pa.array(range(4)), "label": [-1] * 4}), path)
+    with pytest.raises(DataError, match=re.escape(f"{path}: column 'text' is int64; expected str")):
+        sources.load_unlabelled("keras", "unused", None, str(path))
+    path = tmp_path / "unlabelled.csv"
+    path.write_text("text,label\n16,-1\n34,-1\n")
+    with pytest.raises(DataError, match="every value of column 'text' in rows 1 to 2 reads as int"):
+        list(sources.load_unlabelled("keras", "unused", None, str(path)))
+    hub_dataset(
+        monkeypatch,
+        train=make_reviews(4),
+        test=make_reviews(4),
+        unsupervised=pd.DataFrame({"text": [16, 34], "label": [-1, -1]}),
+    )
+    with pytest.raises(DataError, match=r"'some/imdb', split unsupervised: column 'text' is int64"):
+        sources.load_unlabelled("huggingface", "some/imdb", None, None)

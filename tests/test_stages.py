@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from gensim.models import KeyedVectors
 
@@ -33,6 +35,8 @@ def test_data_stages_write_every_declared_output(tmp_path, tiny_params):
 
     report = json.loads((tmp_path / "reports/data.json").read_text())
     assert [report[split]["rows"] for split in ("train", "validation", "test")] == [180, 20, 100]
+    assert report["unlabelled"]["rows"] == 60  # the Hub layout's unsupervised-00000-of-00001
+    assert pq.read_schema(tmp_path / "data/raw/unlabelled.parquet").names == ["text"]
 
     ids = np.load(tmp_path / "data/tokenized/train_ids.npy")
     assert ids.shape == (180, 16) and ids.dtype == np.int32
@@ -136,6 +140,7 @@ def test_huggingface_source_reads_the_offline_cache(tmp_path, tiny_params):
     report = json.loads((tmp_path / "reports/data.json").read_text())
     assert all(report[split]["rows"] == 300 for split in ("train", "validation", "test"))
     assert report["train"]["positive_share"] == 0.5
+    assert report["unlabelled"]["rows"] == 300  # the split unsupervised, capped the same way
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
@@ -153,11 +158,122 @@ def test_ingest_takes_the_same_memory_for_a_four_times_larger_corpus(tmp_path, t
         source = project / "reviews.parquet"
         texts = letters.view("S2000").ravel().astype(str)
         pd.DataFrame({"text": texts, "label": np.arange(count) % 2}).to_parquet(source)
-        tiny_params["ingest"] |= {"source": str(source), "protocol": "random"}
+        tiny_params["ingest"] |= {"source": str(source), "protocol": "random", "unlabelled": False}
         write_params(project, tiny_params)
         records = project / "records.jsonl"
         result = run_stage(project, "ingest", *INGEST_ARGS, env={RECORD_ENV: str(records)})
         assert result.returncode == 0, result.stderr
         peaks[count] = json.loads(records.read_text())["peak_anonymous_memory_mib"]
         sizes[count] = source.stat().st_size / 2**20
+    assert peaks[80_000] - peaks[20_000] < (sizes[80_000] - sizes[20_000]) / 2, (peaks, sizes)
+
+
+def labelled_outputs(workdir) -> dict[str, str]:
+    return {
+        split: hashlib.sha256((workdir / f"data/raw/{split}.parquet").read_bytes()).hexdigest()
+        for split in ("train", "validation", "test")
+    }
+
+
+def test_unlabelled_false_writes_an_empty_file_and_says_so(tmp_path, tiny_params):
+    tiny_params["ingest"]["unlabelled"] = False
+    write_params(tmp_path, tiny_params)
+    result = run_stage(tmp_path, "ingest", *INGEST_ARGS)
+    assert result.returncode == 0, result.stderr
+    unlabelled = pq.read_table(tmp_path / "data/raw/unlabelled.parquet")
+    assert unlabelled.num_rows == 0 and unlabelled.schema.names == ["text"]
+    report = json.loads((tmp_path / "reports/data.json").read_text())  # no NaN: JSON
+    assert report["unlabelled"] == {
+        "enabled": False,
+        "rows": 0,
+        "dropped_copies_of_validation_or_test": 0,
+        "dropped_repeats": 0,
+        "dropped_empty": 0,
+        "mean_words": None,
+        "median_words": None,
+        "p95_words": None,
+    }
+
+
+def test_unlabelled_reviews_lose_copies_of_scored_reviews_and_labelled_splits_stay(
+    tmp_path, tiny_params
+):
+    """ingest.unlabelled_path wins over the source's own unlabelled reviews; the copies of
+    validation and test reviews it holds, as the split files hold them, are dropped, and so are
+    repeats; the labelled splits do not change by a byte."""
+    write_params(tmp_path, tiny_params)
+    assert run_stage(tmp_path, "ingest", *INGEST_ARGS).returncode == 0
+    before = labelled_outputs(tmp_path)
+    train, validation, test = (
+        pd.read_parquet(tmp_path / f"data/raw/{split}.parquet")["text"].tolist()
+        for split in ("train", "validation", "test")
+    )
+    texts = [validation[0], test[3], train[0], "New.", "New.", "  ", validation[0], "Another."]
+    pd.DataFrame({"text": texts, "label": -1}).to_parquet(tmp_path / "mine.parquet")
+    tiny_params["ingest"]["unlabelled_path"] = "mine.parquet"
+    write_params(tmp_path, tiny_params)
+    result = run_stage(tmp_path, "ingest", *INGEST_ARGS)
+    assert result.returncode == 0, result.stderr
+    kept = pd.read_parquet(tmp_path / "data/raw/unlabelled.parquet")["text"].tolist()
+    assert kept == [train[0], "New.", "Another."]  # a copy of a training review stays
+    report = json.loads((tmp_path / "reports/data.json").read_text())["unlabelled"]
+    assert report["enabled"] and report["rows"] == 3
+    assert report["dropped_copies_of_validation_or_test"] == 3
+    assert (report["dropped_repeats"], report["dropped_empty"]) == (1, 1)
+    assert labelled_outputs(tmp_path) == before
+
+
+def test_a_source_without_unlabelled_reviews_stops_the_stage_before_any_output(
+    tmp_path, tiny_params, tiny_dataset
+):
+    next(tiny_dataset.rglob("unsupervised*")).unlink()
+    write_params(tmp_path, tiny_params)
+    result = run_stage(tmp_path, "ingest", *INGEST_ARGS)
+    assert error_line(result) == (
+        f"ingest: error: {tiny_dataset}: no unsupervised*.parquet or unsupervised*.csv file of"
+        " unlabelled reviews; add one, or set ingest.unlabelled: false or name a file in"
+        " ingest.unlabelled_path"
+    )
+    assert not (tmp_path / "data").exists() and not (tmp_path / "reports").exists()
+
+
+def test_bad_unlabelled_reviews_found_late_leave_no_output(tmp_path, tiny_params):
+    """The unlabelled reviews are written before the labelled splits, so an error in their last
+    chunk still stops the stage before any output exists."""
+    texts = [f"review {index}" for index in range(10_000)] + [str(i) for i in range(10_000)]
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "mine.csv", index=False)
+    tiny_params["ingest"]["unlabelled_path"] = "mine.csv"
+    write_params(tmp_path, tiny_params)
+    line = error_line(run_stage(tmp_path, "ingest", *INGEST_ARGS))
+    assert line == (
+        "ingest: error: mine.csv: every value of column 'text' in rows 10001 to 20000 reads as"
+        " int64, not review text; check that the header names the review column 'text'"
+    )
+    assert not (tmp_path / "data").exists() and not (tmp_path / "reports").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_ingest_takes_the_same_memory_for_four_times_more_unlabelled_reviews(tmp_path, tiny_params):
+    """The unlabelled reviews are streamed from their file to the output a chunk at a time; what
+    grows with them is a digest of 16 bytes per review kept, and their lengths."""
+    rng = np.random.default_rng(0)
+    peaks, sizes = {}, {}
+    for count in (20_000, 80_000):
+        project = tmp_path / str(count)
+        project.mkdir()
+        # Random letters, so that nothing compresses away; one row group, as pandas exports it.
+        letters = rng.integers(ord("a"), ord("z") + 1, size=(count, 2000), dtype=np.uint8)
+        letters[:, 5::6] = ord(" ")
+        unlabelled = project / "unlabelled.parquet"
+        texts = letters.view("S2000").ravel().astype(str)
+        pd.DataFrame({"text": texts, "label": -1}).to_parquet(unlabelled)
+        tiny_params["ingest"]["unlabelled_path"] = str(unlabelled)
+        write_params(project, tiny_params)
+        records = project / "records.jsonl"
+        result = run_stage(project, "ingest", *INGEST_ARGS, env={RECORD_ENV: str(records)})
+        assert result.returncode == 0, result.stderr
+        report = json.loads((project / "reports/data.json").read_text())
+        assert report["unlabelled"]["rows"] == count
+        peaks[count] = json.loads(records.read_text())["peak_anonymous_memory_mib"]
+        sizes[count] = unlabelled.stat().st_size / 2**20
     assert peaks[80_000] - peaks[20_000] < (sizes[80_000] - sizes[20_000]) / 2, (peaks, sizes)

@@ -241,6 +241,30 @@ def reviews_writer(path: Path) -> Iterator[Callable[[pd.DataFrame], None]]:
         yield lambda frame: writer.write_batch(_review_batch(frame))
 
 
+# Reviews without a label: the text alone (a label column of -1s would invite reading it as one).
+TEXT_SCHEMA = pa.schema([("text", pa.string())])
+
+
+@contextlib.contextmanager
+def texts_writer(path: Path) -> Iterator[Callable[[pd.Series], None]]:
+    """Like ``reviews_writer``, for review texts without labels: one column, text. A file to
+    which nothing is written has that column and no rows."""
+    with atomic_path(path) as temporary, pq.ParquetWriter(temporary, TEXT_SCHEMA) as writer:
+        # A table, not a record batch: pandas' Arrow-backed strings may be in several chunks.
+        yield lambda texts: writer.write_table(
+            pa.Table.from_pandas(
+                pd.DataFrame({"text": texts}), schema=TEXT_SCHEMA, preserve_index=False
+            )
+        )
+
+
+def copy_file(source: Path, path: Path) -> None:
+    """Copy a finished file (from a scratch directory, perhaps on another file system) to
+    ``path``, atomically."""
+    with atomic_path(path) as temporary:
+        shutil.copyfile(source, temporary)
+
+
 def write_reviews(frame: pd.DataFrame, path: Path) -> None:
     """Reviews as parquet with exactly the columns text (string) and label (int8)."""
     with reviews_writer(path) as write:

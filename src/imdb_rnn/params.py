@@ -43,12 +43,12 @@ class _Section(BaseModel):
 
 
 class IngestParams(_Section):
-    """Where the reviews come from and how they are split."""
+    """Where the reviews come from, how they are split, and which unlabelled reviews are kept."""
 
     source: str = Field(
         min_length=1,
         description="where the reviews come from: `huggingface`, `keras`, or the path of a local"
-        " parquet/CSV file or directory of train*/test* files",
+        " parquet/CSV file or directory of train*/test* (and unsupervised*) files",
     )
     dataset: str = Field(min_length=1, description="Hugging Face dataset id (source huggingface)")
     revision: str | None = Field(
@@ -66,7 +66,20 @@ class IngestParams(_Section):
     )
     seed: int = Field(ge=0, le=SEED_MAX, description="seed of the splits and of the review cap")
     max_reviews_per_split: int | None = Field(
-        ge=2, description="stratified cap on each split for quick runs; null = every review"
+        ge=2,
+        description="stratified cap on each split for quick runs, and cap on the unlabelled"
+        " reviews (the first kept, in the source's order); null = every review",
+    )
+    unlabelled: bool = Field(
+        description="also write the source's reviews without a label (the Hub dataset's split"
+        " `unsupervised`, a local directory's unsupervised* files), less empty ones, repeats and"
+        " copies of validation or test reviews; false writes that output with no rows"
+    )
+    unlabelled_path: str | None = Field(
+        min_length=1,
+        description="unlabelled: true only: a parquet/CSV file of unlabelled reviews (column"
+        " `text`; a `label` column is ignored) read instead of the source's own; null = the"
+        " source's own",
     )
 
 

@@ -2,9 +2,10 @@
 
 This is the ingest stage's network edge. Each loader returns, per source split, an iterator of
 DataFrames of at most ``chunk_size`` reviews, so that no source is ever in memory whole (the Hub's
-datasets are memory-mapped Arrow files; local files are read a chunk at a time). It turns "no
-network and no local copy" into a SourceUnavailableError that says how to work offline, and an
-unreadable local file into a one-line DataError that names it.
+datasets are memory-mapped Arrow files; local files are read a chunk at a time). The unlabelled
+reviews (``load_unlabelled``) come the same way, as one more iterator, with their text alone. It
+turns "no network and no local copy" into a SourceUnavailableError that says how to work offline,
+and an unreadable local file into a one-line DataError that names it.
 
 Every source's column types are checked against what a review is (text: strings; label: integers
 or booleans) before its rows are read where the source has a schema (the Hub's Arrow files,
@@ -17,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
@@ -27,10 +29,17 @@ import pyarrow.parquet as pq
 from imdb_rnn import artifacts
 from imdb_rnn.errors import DataError, SourceUnavailableError
 
+if TYPE_CHECKING:
+    import datasets
+
 log = logging.getLogger(__name__)
 
 # The two official splits; the Hub dataset's third split, "unsupervised", has no labels (-1).
 OFFICIAL_SPLITS = ("train", "test")
+# The name of the Hub's split of unlabelled reviews, and of a local directory's files of them.
+UNLABELLED_SPLIT = "unsupervised"
+# What to do about a source without unlabelled reviews, said the same way wherever it is found.
+UNLABELLED_FIX = "set ingest.unlabelled: false or name a file in ingest.unlabelled_path"
 # The key a source without official splits (a single file) uses for its one pool of reviews.
 POOLED = "pooled"
 LOCAL_SUFFIXES = (".parquet", ".csv")
@@ -63,13 +72,15 @@ EXPECTED_TYPES: tuple[tuple[str, Callable[[pa.DataType], bool], str], ...] = (
 )
 
 
-def check_column_types(schema: pa.Schema, origin: str) -> None:
-    """A one-line DataError naming the first column whose type cannot hold reviews.
+def check_column_types(
+    schema: pa.Schema, origin: str, columns: Collection[str] = ("text", "label")
+) -> None:
+    """A one-line DataError naming the first of ``columns`` whose type cannot hold reviews.
 
     A missing column passes: the cleaner names every missing column together with those found.
     """
     for column, accepts, expected in EXPECTED_TYPES:
-        if column not in schema.names:
+        if column not in columns or column not in schema.names:
             continue
         kind = schema.field(column).type
         if not accepts(kind):
@@ -77,18 +88,31 @@ def check_column_types(schema: pa.Schema, origin: str) -> None:
             raise DataError(f"{origin}: column '{column}' is {described}; expected {expected}")
 
 
-def load_huggingface(dataset: str, revision: str | None, chunk_size: int) -> dict[str, Chunks]:
-    """The official train and test splits of a Hub dataset with `text` and `label` columns."""
+def require_text_column(columns: Collection[str], origin: str) -> None:
+    """Unlabelled reviews are read by their text column alone, so it must be there."""
+    if "text" not in columns:
+        raise DataError(
+            f"{origin}: no column 'text' (it has {', '.join(map(str, columns)) or 'none'});"
+            " name the column of review texts 'text'"
+        )
+
+
+def _load_hub_dataset(dataset: str, revision: str | None) -> datasets.DatasetDict:
     import datasets  # imported here: it takes a second and only this source needs it
 
     try:
-        loaded = datasets.load_dataset(dataset, revision=revision)
+        return datasets.load_dataset(dataset, revision=revision)
     except (ConnectionError, FileNotFoundError) as error:
         raise SourceUnavailableError(
             f"cannot load Hugging Face dataset '{dataset}' ({error}); offline, set HF_HUB_OFFLINE=1"
             " and HF_DATASETS_CACHE to a cache that holds it, or set ingest.source to a local"
             " directory of train/test parquet or CSV files"
         ) from None
+
+
+def load_huggingface(dataset: str, revision: str | None, chunk_size: int) -> dict[str, Chunks]:
+    """The official train and test splits of a Hub dataset with `text` and `label` columns."""
+    loaded = _load_hub_dataset(dataset, revision)
     missing = [split for split in OFFICIAL_SPLITS if split not in loaded]
     if missing:
         raise DataError(
@@ -103,6 +127,23 @@ def load_huggingface(dataset: str, revision: str | None, chunk_size: int) -> dic
         split: loaded[split].with_format("pandas").iter(batch_size=chunk_size)
         for split in OFFICIAL_SPLITS
     }
+
+
+def load_huggingface_unlabelled(dataset: str, revision: str | None, chunk_size: int) -> Chunks:
+    """The texts of a Hub dataset's split ``unsupervised``. Loading the dataset a second time
+    (the labelled splits load it too) costs a few milliseconds: it is memory-mapped."""
+    loaded = _load_hub_dataset(dataset, revision)
+    if UNLABELLED_SPLIT not in loaded:
+        raise DataError(
+            f"Hugging Face dataset '{dataset}' has no split '{UNLABELLED_SPLIT}' of unlabelled"
+            f" reviews (it has {list(loaded)}); {UNLABELLED_FIX}"
+        )
+    unlabelled = loaded[UNLABELLED_SPLIT]
+    origin = f"Hugging Face dataset '{dataset}', split {UNLABELLED_SPLIT}"
+    require_text_column(unlabelled.column_names, origin)
+    check_column_types(unlabelled.data.schema, origin, columns=("text",))
+    texts = unlabelled.select_columns(["text"])
+    return texts.with_format("pandas").iter(batch_size=chunk_size)
 
 
 def decode_keras_reviews(
@@ -207,11 +248,13 @@ def check_csv_chunk(chunk: pd.DataFrame, path: Path, first_row: int) -> None:
         )
 
 
-def _csv_chunks(path: Path, chunk_size: int) -> Chunks:
+def _csv_chunks(path: Path, chunk_size: int, columns: Sequence[str] | None = None) -> Chunks:
     # keep_default_na=False: a review that reads "NA" or "null" is text, not missing
     with (
         _read_errors(path),
-        pd.read_csv(path, keep_default_na=False, encoding="utf-8", chunksize=chunk_size) as chunks,
+        pd.read_csv(
+            path, usecols=columns, keep_default_na=False, encoding="utf-8", chunksize=chunk_size
+        ) as chunks,
     ):
         first_row = 0
         for chunk in chunks:
@@ -220,9 +263,9 @@ def _csv_chunks(path: Path, chunk_size: int) -> Chunks:
             yield chunk
 
 
-def _parquet_chunks(path: Path, chunk_size: int) -> Chunks:
+def _parquet_chunks(path: Path, chunk_size: int, columns: Sequence[str] | None = None) -> Chunks:
     with _read_errors(path):
-        yield from artifacts.parquet_chunks(path, chunk_size)
+        yield from artifacts.parquet_chunks(path, chunk_size, columns)
 
 
 def read_local_chunks(path: Path, chunk_size: int) -> Chunks:
@@ -236,33 +279,63 @@ def read_local_chunks(path: Path, chunk_size: int) -> Chunks:
     return _parquet_chunks(path, chunk_size)
 
 
-def _chained(files: Iterable[Path], chunk_size: int) -> Chunks:
+def read_unlabelled_chunks(path: Path, chunk_size: int) -> Chunks:
+    """The texts of one parquet or CSV file, ``chunk_size`` at a time; any other column (a label
+    of -1) is not read. Its text column is checked now, before any row is read: from the footer
+    of a parquet file, the header of a CSV file."""
+    if path.suffix not in LOCAL_SUFFIXES:
+        raise DataError(f"{path}: unsupported file type; use .parquet or .csv")
+    if path.suffix == ".csv":
+        with _read_errors(path):
+            header = pd.read_csv(path, nrows=0, encoding="utf-8").columns
+        require_text_column(header, str(path))
+        return _csv_chunks(path, chunk_size, columns=["text"])
+    with _read_errors(path):
+        schema = pq.read_schema(path)
+    require_text_column(schema.names, str(path))
+    check_column_types(schema, str(path), columns=("text",))
+    return _parquet_chunks(path, chunk_size, columns=["text"])
+
+
+def _chained(
+    files: Iterable[Path], chunk_size: int, read: Callable[[Path, int], Chunks] = read_local_chunks
+) -> Chunks:
     # A list, not a generator: every file's schema is checked before the first row is read.
-    return itertools.chain.from_iterable([read_local_chunks(file, chunk_size) for file in files])
+    return itertools.chain.from_iterable([read(file, chunk_size) for file in files])
 
 
-def load_local(path: Path, chunk_size: int) -> dict[str, Chunks]:
-    """Reviews from a parquet/CSV file (one pool) or a directory of ``train*``/``test*`` files.
-
-    A directory is searched recursively, so the Hub's own layout (``plain_text/train-00000-of-00001
-    .parquet``) works as it is; several shards of one split are concatenated in name order.
-    """
+def _existing_source(path: Path) -> Path:
     if not path.exists():
         raise SourceUnavailableError(
             f"ingest.source '{path}' is neither 'huggingface', 'keras' nor an existing path;"
             " point it at a parquet/CSV file or a directory of train/test files"
         )
-    if path.is_file():
+    return path
+
+
+def _split_files(directory: Path, split: str) -> list[Path]:
+    """The parquet/CSV files of one split under ``directory``, at any depth, in name order.
+
+    Searched recursively, so the Hub's own layout (``plain_text/train-00000-of-00001.parquet``)
+    works as it is; several shards of one split are concatenated in name order.
+    """
+    return sorted(
+        file
+        for file in directory.rglob(f"{split}*")
+        if file.suffix in LOCAL_SUFFIXES and file.is_file()
+    )
+
+
+def load_local(path: Path, chunk_size: int) -> dict[str, Chunks]:
+    """Reviews from a parquet/CSV file (one pool) or a directory of ``train*``/``test*`` files
+    (see ``_split_files``)."""
+    if _existing_source(path).is_file():
         if path.suffix not in LOCAL_SUFFIXES:
             raise DataError(f"{path}: unsupported file type; use .parquet or .csv")
         return {POOLED: read_local_chunks(path, chunk_size)}
     splits: dict[str, Chunks] = {}
     for split in OFFICIAL_SPLITS:
-        files = sorted(
-            file
-            for file in path.rglob(f"{split}*")
-            if file.suffix in LOCAL_SUFFIXES and file.is_file()
-        )
+        files = _split_files(path, split)
         if not files:
             raise DataError(
                 f"{path}: no {split}*.parquet or {split}*.csv file; a local directory needs both"
@@ -272,6 +345,50 @@ def load_local(path: Path, chunk_size: int) -> dict[str, Chunks]:
         log.info("%s split: %s", split, ", ".join(str(file.relative_to(path)) for file in files))
         splits[split] = _chained(files, chunk_size)
     return splits
+
+
+def load_local_unlabelled(path: Path, chunk_size: int) -> Chunks:
+    """The texts of a local directory's ``unsupervised*`` files (see ``_split_files``)."""
+    if _existing_source(path).is_file():
+        raise DataError(
+            f"ingest.source '{path}' is one file of labelled reviews, with no unlabelled ones;"
+            f" {UNLABELLED_FIX}"
+        )
+    files = _split_files(path, UNLABELLED_SPLIT)
+    if not files:
+        raise DataError(
+            f"{path}: no {UNLABELLED_SPLIT}*.parquet or {UNLABELLED_SPLIT}*.csv file of unlabelled"
+            f" reviews; add one, or {UNLABELLED_FIX}"
+        )
+    log.info("unlabelled reviews: %s", ", ".join(str(file.relative_to(path)) for file in files))
+    return _chained(files, chunk_size, read=read_unlabelled_chunks)
+
+
+def load_unlabelled(
+    source: str,
+    dataset: str,
+    revision: str | None,
+    unlabelled_path: str | None,
+    chunk_size: int = REVIEWS_PER_CHUNK,
+) -> Chunks:
+    """The unlabelled reviews, as DataFrames of one column, text: the file ``unlabelled_path``
+    if one is named, else the source's own. Keras' IMDB has none; neither has a single file,
+    which holds one pool of labelled reviews. Like ``load_reviews``, it checks now only what
+    needs no review read."""
+    if unlabelled_path is not None:
+        path = Path(unlabelled_path)
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "does not exist"
+            raise SourceUnavailableError(
+                f"ingest.unlabelled_path '{path}' {what}; name a parquet or CSV file with a"
+                " column 'text', or set it to null to use the source's own unlabelled reviews"
+            )
+        return read_unlabelled_chunks(path, chunk_size)
+    if source == "huggingface":
+        return load_huggingface_unlabelled(dataset, revision, chunk_size)
+    if source == "keras":
+        raise DataError(f"Keras' IMDB has no unlabelled reviews; {UNLABELLED_FIX}")
+    return load_local_unlabelled(Path(source), chunk_size)
 
 
 def load_reviews(
