@@ -1,9 +1,11 @@
 """embed: make the embedding matrix that initialises the model's Embedding layer.
 
-Reads params.yaml:embed, the vocabulary and the training token corpus. Writes the matrix
-(float32, (vocabulary ids, dimension), row 0 all zeros), the word vectors it came from (word2vec
-binary format; empty for method random), and a JSON coverage report. The corpus is streamed from
-disk on every pass, so memory does not grow with it.
+Reads params.yaml:embed, the vocabulary, the training token corpus and, with embed.unlabelled,
+ingest's unlabelled reviews. Writes the matrix (float32, (vocabulary ids, dimension), row 0 all
+zeros), the word vectors it came from (word2vec binary format; empty for method random), and a
+JSON coverage report. The corpus is streamed from disk on every pass, so memory does not grow with
+it: the unlabelled reviews are tokenized once, into a scratch copy of the corpus beside the
+outputs, which goes when the stage ends.
 """
 
 from __future__ import annotations
@@ -25,11 +27,16 @@ from imdb_rnn.embedding import (
     train_word2vec,
     write_vectors,
 )
+from imdb_rnn.errors import DataError
 from imdb_rnn.params import EmbedParams, load_section
 from imdb_rnn.pretrained import load_pretrained_vectors
+from imdb_rnn.text import tokenize
 from imdb_rnn.vocabulary import read_vocabulary
 
 log = logging.getLogger("stages.embed")
+
+# Unlabelled reviews tokenized at a time: ~13 MB of text.
+REVIEWS_PER_CHUNK = 10_000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vocabulary", type=Path, required=True)
     parser.add_argument(
         "--corpus", type=Path, required=True, help="training tokens, one review a line"
+    )
+    parser.add_argument(
+        "--unlabelled", type=Path, required=True, help="ingest's unlabelled reviews (parquet)"
     )
     parser.add_argument("--matrix", type=Path, required=True, help="where the .npy matrix goes")
     parser.add_argument("--vectors", type=Path, required=True, help="where the word vectors go")
@@ -60,13 +70,44 @@ def load_word_vectors(params: EmbedParams, corpus: TokenCorpus) -> KeyedVectors:
     return KeyedVectors(vector_size=params.dimension)
 
 
+def write_word2vec_corpus(training: Path, unlabelled: Path, corpus: Path) -> int:
+    """The training corpus, then the unlabelled reviews' tokens, one review a line, into
+    ``corpus``; returns the number of unlabelled reviews. A chunk of reviews at a time."""
+    reviews = 0
+    with artifacts.text_writer(corpus) as stream:
+        with artifacts.existing(training).open(encoding="utf-8", newline="\n") as lines:
+            for line in lines:
+                stream.write(line)
+        for chunk in artifacts.iter_texts(unlabelled, REVIEWS_PER_CHUNK):
+            for text in chunk:
+                stream.write(" ".join(tokenize(text)) + "\n")
+            reviews += len(chunk)
+    if reviews == 0:
+        raise DataError(
+            f"embed.unlabelled is true but {unlabelled} holds no reviews; set ingest.unlabelled"
+            " to true (its source must have unlabelled reviews) or embed.unlabelled to false"
+        )
+    return reviews
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_section("embed", EmbedParams)
     vocabulary = read_vocabulary(args.vocabulary)
     corpus = TokenCorpus(args.corpus)
 
-    vectors = load_word_vectors(params, corpus)
+    unlabelled_reviews = 0
+    # Beside the outputs (not /tmp, often memory), in the nearest existing directory.
+    output_dir = args.matrix.parent
+    nearest = next(path for path in (output_dir, *output_dir.parents) if path.is_dir())
+    with artifacts.scratch_directory(nearest / "embed") as scratch:
+        if params.unlabelled and params.method == "word2vec":
+            joined = Path(scratch) / "tokens.txt"
+            unlabelled_reviews = write_word2vec_corpus(args.corpus, args.unlabelled, joined)
+            log.info("word2vec learns from %d unlabelled reviews too", unlabelled_reviews)
+            vectors = load_word_vectors(params, TokenCorpus(joined))
+        else:
+            vectors = load_word_vectors(params, corpus)
     if params.method == "random":
         matrix = random_embedding_matrix(len(vocabulary), params.dimension, params.seed)
         covered = np.zeros(len(vocabulary), dtype=bool)
@@ -79,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "method": params.method,
         "dimension": int(matrix.shape[1]),
+        "unlabelled_reviews": unlabelled_reviews,
         **coverage_report(vocabulary, covered, training_tokens),
     }
     log.info(

@@ -99,7 +99,7 @@ RERUNS = {
     "sources": {"ingest"},
     "data": {"ingest"},
     "unlabelled": {"ingest"},
-    "text": {"tokenize", "linear"},
+    "text": {"tokenize", "embed", "linear"},
     "vocabulary": {"tokenize", "embed", "train", "evaluate"},
     "encoding": {"tokenize", "train", "evaluate"},
     "embedding": {"embed"},

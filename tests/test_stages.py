@@ -168,6 +168,42 @@ def test_ingest_takes_the_same_memory_for_a_four_times_larger_corpus(tmp_path, t
     assert peaks[80_000] - peaks[20_000] < (sizes[80_000] - sizes[20_000]) / 2, (peaks, sizes)
 
 
+def test_embed_learns_from_the_unlabelled_reviews_only_when_asked(tmp_path, tiny_params):
+    write_params(tmp_path, tiny_params)
+    for name, args in (("ingest", INGEST_ARGS), ("tokenize", TOKENIZE_ARGS), ("embed", EMBED_ARGS)):
+        assert run_stage(tmp_path, name, *args).returncode == 0
+    assert json.loads((tmp_path / "reports/embedding.json").read_text())["unlabelled_reviews"] == 0
+    alone = np.load(tmp_path / "data/embedding/matrix.npy")
+
+    tiny_params["embed"]["unlabelled"] = True
+    write_params(tmp_path, tiny_params)
+    result = run_stage(tmp_path, "embed", *EMBED_ARGS)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "reports/embedding.json").read_text())
+    assert (
+        report["unlabelled_reviews"]
+        == pq.read_metadata(tmp_path / "data/raw/unlabelled.parquet").num_rows
+    )
+    with_unlabelled = np.load(tmp_path / "data/embedding/matrix.npy")
+    assert with_unlabelled.shape == alone.shape and not np.array_equal(with_unlabelled, alone)
+    assert sorted(path.name for path in (tmp_path / "data/embedding").iterdir()) == [
+        "matrix.npy"
+    ], "the scratch corpus is gone"
+
+    # Asked for, but ingest kept none: one line, and the previous outputs stay as they were.
+    tiny_params["ingest"]["unlabelled"] = False
+    write_params(tmp_path, tiny_params)
+    assert run_stage(tmp_path, "ingest", *INGEST_ARGS).returncode == 0
+    result = run_stage(tmp_path, "embed", *EMBED_ARGS)
+    assert result.returncode == 1
+    assert error_line(result) == (
+        "embed: error: embed.unlabelled is true but data/raw/unlabelled.parquet holds no reviews;"
+        " set ingest.unlabelled to true (its source must have unlabelled reviews) or"
+        " embed.unlabelled to false"
+    )
+    np.testing.assert_array_equal(np.load(tmp_path / "data/embedding/matrix.npy"), with_unlabelled)
+
+
 def labelled_outputs(workdir) -> dict[str, str]:
     return {
         split: hashlib.sha256((workdir / f"data/raw/{split}.parquet").read_bytes()).hexdigest()

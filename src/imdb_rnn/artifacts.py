@@ -344,6 +344,16 @@ def iter_reviews(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
         raise unreadable(path, error) from None
 
 
+def iter_texts(path: Path, chunk_size: int) -> Iterator[list[str]]:
+    """The `text` column of a parquet file (such as ingest's unlabelled reviews), a chunk of
+    ``chunk_size`` reviews at a time."""
+    try:
+        for chunk in parquet_chunks(existing(path), chunk_size, columns=["text"]):
+            yield chunk["text"].tolist()
+    except (pa.ArrowException, OSError, KeyError) as error:
+        raise unreadable(path, error) from None
+
+
 def write_arrays(path: Path, **arrays: np.ndarray) -> None:
     """An uncompressed .npz that ``np.load`` reads, with fixed member timestamps."""
     with atomic_path(path) as temporary, zipfile.ZipFile(temporary, "w") as archive:

@@ -142,6 +142,10 @@ class EmbedParams(_Section):
         description="gensim's corpus_file mode: each worker thread reads its own part of the"
         " corpus file (fast with many workers on a large corpus; results differ from run to run)"
     )
+    unlabelled: bool = Field(
+        description="Word2Vec also learns from ingest's unlabelled reviews (which ingest.unlabelled"
+        " must keep); the vocabulary is still the tokenize stage's"
+    )
     pretrained: PretrainedVectorsParams
 
 
