@@ -56,7 +56,7 @@ def run(project: Path, stage: str, pinned: bool, record: Path) -> float:
     }
     record.unlink(missing_ok=True)
     subprocess.run(
-        [sys.executable, *shlex.split(command)[1:]],
+        [sys.executable, *shlex.split(command.removeprefix("exec "))[1:]],
         cwd=project,
         env=env,
         check=True,
