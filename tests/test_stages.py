@@ -143,6 +143,14 @@ def test_huggingface_source_reads_the_offline_cache(tmp_path, tiny_params):
     assert report["unlabelled"]["rows"] == 300  # the split unsupervised, capped the same way
 
 
+def incompressible_reviews(rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` reviews of 2,000 random letters and spaces: nothing compresses away, and pandas
+    writes them as one row group, as it exports any frame."""
+    letters = rng.integers(ord("a"), ord("z") + 1, size=(count, 2000), dtype=np.uint8)
+    letters[:, 5::6] = ord(" ")
+    return letters.view("S2000").ravel().astype(str)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_ingest_takes_the_same_memory_for_a_four_times_larger_corpus(tmp_path, tiny_params):
     """ingest used to hold every split as a DataFrame: +400 MiB of anonymous memory from this
@@ -152,11 +160,8 @@ def test_ingest_takes_the_same_memory_for_a_four_times_larger_corpus(tmp_path, t
     for count in (20_000, 80_000):
         project = tmp_path / str(count)
         project.mkdir()
-        # Random letters, so that nothing compresses away; one row group, as pandas exports it.
-        letters = rng.integers(ord("a"), ord("z") + 1, size=(count, 2000), dtype=np.uint8)
-        letters[:, 5::6] = ord(" ")
         source = project / "reviews.parquet"
-        texts = letters.view("S2000").ravel().astype(str)
+        texts = incompressible_reviews(rng, count)
         pd.DataFrame({"text": texts, "label": np.arange(count) % 2}).to_parquet(source)
         tiny_params["ingest"] |= {"source": str(source), "protocol": "random", "unlabelled": False}
         write_params(project, tiny_params)
@@ -297,12 +302,10 @@ def test_ingest_takes_the_same_memory_for_four_times_more_unlabelled_reviews(tmp
     for count in (20_000, 80_000):
         project = tmp_path / str(count)
         project.mkdir()
-        # Random letters, so that nothing compresses away; one row group, as pandas exports it.
-        letters = rng.integers(ord("a"), ord("z") + 1, size=(count, 2000), dtype=np.uint8)
-        letters[:, 5::6] = ord(" ")
         unlabelled = project / "unlabelled.parquet"
-        texts = letters.view("S2000").ravel().astype(str)
-        pd.DataFrame({"text": texts, "label": -1}).to_parquet(unlabelled)
+        pd.DataFrame({"text": incompressible_reviews(rng, count), "label": -1}).to_parquet(
+            unlabelled
+        )
         tiny_params["ingest"]["unlabelled_path"] = str(unlabelled)
         write_params(project, tiny_params)
         records = project / "records.jsonl"
