@@ -151,6 +151,15 @@ def incompressible_reviews(rng: np.random.Generator, count: int) -> np.ndarray:
     return letters.view("S2000").ravel().astype(str)
 
 
+def ingest_peak_anonymous_mib(project, params: dict) -> float:
+    """Run ingest in ``project`` with ``params``; the peak anonymous memory its record gives."""
+    write_params(project, params)
+    records = project / "records.jsonl"
+    result = run_stage(project, "ingest", *INGEST_ARGS, env={RECORD_ENV: str(records)})
+    assert result.returncode == 0, result.stderr
+    return json.loads(records.read_text())["peak_anonymous_memory_mib"]
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_ingest_takes_the_same_memory_for_a_four_times_larger_corpus(tmp_path, tiny_params):
     """ingest used to hold every split as a DataFrame: +400 MiB of anonymous memory from this
@@ -164,11 +173,7 @@ def test_ingest_takes_the_same_memory_for_a_four_times_larger_corpus(tmp_path, t
         texts = incompressible_reviews(rng, count)
         pd.DataFrame({"text": texts, "label": np.arange(count) % 2}).to_parquet(source)
         tiny_params["ingest"] |= {"source": str(source), "protocol": "random", "unlabelled": False}
-        write_params(project, tiny_params)
-        records = project / "records.jsonl"
-        result = run_stage(project, "ingest", *INGEST_ARGS, env={RECORD_ENV: str(records)})
-        assert result.returncode == 0, result.stderr
-        peaks[count] = json.loads(records.read_text())["peak_anonymous_memory_mib"]
+        peaks[count] = ingest_peak_anonymous_mib(project, tiny_params)
         sizes[count] = source.stat().st_size / 2**20
     assert peaks[80_000] - peaks[20_000] < (sizes[80_000] - sizes[20_000]) / 2, (peaks, sizes)
 
@@ -307,12 +312,8 @@ def test_ingest_takes_the_same_memory_for_four_times_more_unlabelled_reviews(tmp
             unlabelled
         )
         tiny_params["ingest"]["unlabelled_path"] = str(unlabelled)
-        write_params(project, tiny_params)
-        records = project / "records.jsonl"
-        result = run_stage(project, "ingest", *INGEST_ARGS, env={RECORD_ENV: str(records)})
-        assert result.returncode == 0, result.stderr
+        peaks[count] = ingest_peak_anonymous_mib(project, tiny_params)
         report = json.loads((project / "reports/data.json").read_text())
         assert report["unlabelled"]["rows"] == count
-        peaks[count] = json.loads(records.read_text())["peak_anonymous_memory_mib"]
         sizes[count] = unlabelled.stat().st_size / 2**20
     assert peaks[80_000] - peaks[20_000] < (sizes[80_000] - sizes[20_000]) / 2, (peaks, sizes)
