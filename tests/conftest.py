@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -75,16 +76,44 @@ def make_unlabelled_reviews(count: int, seed: int = 3) -> pd.DataFrame:
     return make_reviews(count, seed=seed).assign(label=-1)
 
 
-@pytest.fixture
-def tiny_dataset(tmp_path: Path) -> Path:
-    """A directory laid out like the Hub's parquet export:
+def write_tiny_dataset(root: Path) -> Path:
+    """``root/imdb``, laid out like the Hub's parquet export:
     plain_text/{train,test,unsupervised}-*.parquet."""
-    directory = tmp_path / "imdb" / "plain_text"
+    directory = root / "imdb" / "plain_text"
     directory.mkdir(parents=True)
     make_reviews(200, seed=1).to_parquet(directory / "train-00000-of-00001.parquet")
     make_reviews(100, seed=2).to_parquet(directory / "test-00000-of-00001.parquet")
     make_unlabelled_reviews(60).to_parquet(directory / "unsupervised-00000-of-00001.parquet")
     return directory.parent
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    return write_tiny_dataset(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def reproduced_template(tmp_path_factory) -> Path:
+    """A tiny project (tests.scratch_project) after its first `dvc repro`, made once per session:
+    the tests that start from a reproduced pipeline copy it rather than pay 50 s each for the
+    same run."""
+    from tests.scratch_project import ALL_STAGES, create_tiny_project
+
+    root = tmp_path_factory.mktemp("template")
+    project = create_tiny_project(root / "project", write_tiny_dataset(root))
+    ran = project.repro()
+    assert ran == ALL_STAGES, ran
+    return project.root
+
+
+@pytest.fixture
+def reproduced_project(reproduced_template, tmp_path):
+    """A copy of the reproduced tiny project, its git repository and DVC cache included."""
+    from tests.scratch_project import Project
+
+    root = tmp_path / "project"
+    shutil.copytree(reproduced_template, root, symlinks=True)
+    return Project(root)
 
 
 @pytest.fixture

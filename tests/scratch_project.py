@@ -5,6 +5,7 @@ The end-to-end tests drive the real `git` and `dvc` CLIs in it, as a user would.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import yaml
 
 from tests.conftest import REPO_ROOT
 
+ALL_STAGES = {"ingest", "tokenize", "embed", "train", "evaluate", "linear", "combine"}
 PIPELINE_FILES = ("dvc.yaml", "params.yaml", "stages", "src", "recipes", ".dvcignore")
 
 
@@ -53,6 +55,12 @@ class Project:
     def repro(self, *extra: str) -> set[str]:
         """Run `dvc repro` and return the names of the stages that actually ran."""
         return set(re.findall(r"Running stage '(\w+)'", self.run("dvc", "repro", *extra)))
+
+    def stages_with_changed_inputs(self) -> set[str]:
+        """The stages `dvc status` finds changed: those whose own dependencies (parameters,
+        code, input files) differ from dvc.lock. Unlike `dvc repro`, this runs nothing, so the
+        stages downstream of them are not in it."""
+        return set(json.loads(self.run_process("dvc", "status", "--json").stdout))
 
     def commit(self, message: str) -> None:
         self.run("git", "add", "-A")

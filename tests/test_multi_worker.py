@@ -200,6 +200,19 @@ def gone_within(process: psutil.Process, seconds: float) -> bool:
     return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
 
 
+def still_running(process: psutil.Process) -> str:
+    """What a process that should have ended is doing: its state, where the kernel has it
+    waiting, and which signals it blocks, ignores and catches (SigBlk, SigIgn, SigCgt)."""
+    proc = Path("/proc", str(process.pid))
+    with contextlib.suppress(OSError):
+        status = dict(line.split(":\t", 1) for line in (proc / "status").read_text().splitlines())
+        shown = ("State", "Threads", "SigBlk", "SigIgn", "SigCgt")
+        return f"wchan {(proc / 'wchan').read_text()}; " + "; ".join(
+            f"{name} {status.get(name, '?').strip()}" for name in shown
+        )
+    return "gone since"
+
+
 @contextlib.contextmanager
 def killed_at_exit(repro: subprocess.Popen) -> Iterator[None]:
     """However the test ends, no dvc and no stage of it is left running."""
@@ -256,7 +269,10 @@ def test_a_stuck_worker_dies_with_dvc_and_with_ctrl_c(waiting_worker, tmp_path, 
             os.kill(repro.pid, signal.SIGKILL)
         else:
             os.killpg(repro.pid, signal.SIGINT)
-        assert gone_within(trainer, 60), f"the stage outlived {stop}"
+        assert gone_within(trainer, 60), (
+            f"the stage outlived {stop}: {still_running(trainer)}\n"
+            + (tmp_path / "repro.log").read_text()[-3000:]
+        )
         assert repro.wait(timeout=60) != 0
     errors = [
         line

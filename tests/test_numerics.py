@@ -50,8 +50,6 @@ OUTPUTS = (
     "reports/misclassified.json",
     "predict.json",
 )
-# imdb-predict's entry point (its console script is a script, which QEMU cannot start).
-PREDICT = "from imdb_rnn.predict import entry_point; entry_point()"
 REVIEWS_TO_PREDICT = "A wonderful, moving film.\nDull and far too long.\nIt was a film.\n"
 
 needs_qemu = pytest.mark.skipif(
@@ -86,24 +84,25 @@ def tokenized(tmp_path_factory):
 
 
 def outputs_on(tokenized, name: str, emulator: tuple[str, ...] = ()) -> dict[str, str]:
-    """Run the floating-point stages and imdb-predict in a copy of ``tokenized``; hash outputs."""
+    """Run the floating-point stages and imdb-predict in a copy of ``tokenized``; hash outputs.
+
+    They run in one interpreter (tests/stages_in_one_process.py), on both sides alike: under
+    QEMU each start of TensorFlow costs about a minute."""
     root = tokenized.parent / name
     shutil.copytree(tokenized, root)
-    for stage in FLOATING_POINT_STAGES:
-        result = run_stage(root, stage, *stage_args(stage), emulator=emulator)
-        assert result.returncode == 0, f"{stage} on {name}: {result.stderr[-2000:]}"
-    predict = subprocess.run(
-        [*emulator, sys.executable, "-c", PREDICT, "--json"],
+    (root / "reviews.txt").write_text(REVIEWS_TO_PREDICT)
+    steps = [[stage, *stage_args(stage)] for stage in FLOATING_POINT_STAGES]
+    steps.append(["predict", "--json", "--file", "reviews.txt"])
+    result = subprocess.run(
+        [*emulator, sys.executable, str(REPO_ROOT / "tests" / "stages_in_one_process.py"),
+         json.dumps(steps)],
         cwd=root,
-        # set already, so that imdb-predict need not restart itself (which would leave QEMU)
-        env=os.environ | numerics.PINNED_KERNELS,
-        input=REVIEWS_TO_PREDICT,
+        env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
         capture_output=True,
         text=True,
         timeout=900,
-    )
-    assert predict.returncode == 0, predict.stderr[-2000:]
-    (root / "predict.json").write_text(predict.stdout)
+    )  # fmt: skip
+    assert result.returncode == 0, f"{name}: {result.stderr[-2000:]}"
     return {path: hashlib.sha256((root / path).read_bytes()).hexdigest() for path in OUTPUTS}
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.scratch_project import Project, create_tiny_project
+from tests.scratch_project import Project
 
 pytestmark = pytest.mark.slow
 
@@ -70,12 +70,13 @@ def with_s3(project: Project, endpoint: str) -> Project:
     return project
 
 
-def test_push_pull_and_an_experiment_round_trip_through_s3(tmp_path, tiny_dataset, s3_endpoint):
+def test_push_pull_and_an_experiment_round_trip_through_s3(
+    tmp_path, reproduced_project, s3_endpoint
+):
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
-    project = with_s3(create_tiny_project(tmp_path / "project", tiny_dataset), s3_endpoint)
+    project = with_s3(reproduced_project, s3_endpoint)
     project.run("git", "remote", "add", "origin", str(origin))
-    project.repro()
     project.commit("reference run, S3 remote")
     project.run("dvc", "push")
     project.run("git", "push", "-q", "origin", "HEAD:main")

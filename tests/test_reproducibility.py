@@ -14,7 +14,7 @@ import json
 import pytest
 import yaml
 
-from tests.scratch_project import Project, create_tiny_project
+from tests.scratch_project import ALL_STAGES, Project
 
 pytestmark = pytest.mark.slow
 
@@ -67,14 +67,16 @@ def assert_identical_runs(first: Project, second: Project) -> None:
         assert (second.root / metrics).read_text() == (first.root / metrics).read_text()
 
 
-def test_two_clean_runs_in_two_clones_give_identical_hashes_and_metrics(tmp_path, tiny_dataset):
-    first = create_tiny_project(tmp_path / "first", tiny_dataset)
-    second = clone(first, tmp_path / "second")  # its own empty DVC cache: a clean run
+def test_two_clean_runs_in_two_clones_give_identical_hashes_and_metrics(
+    reproduced_project, tmp_path
+):
+    first = reproduced_project  # a clean run, in the fixture, with a random hash seed
+    # A clone of the commit before that run, with its own empty DVC cache: another clean run.
+    second = clone(first, tmp_path / "second")
     # Different hash seeds, as two shells would have: Python's str hashing (set and dict order)
     # must not leak into any output.
     first.env["PYTHONHASHSEED"], second.env["PYTHONHASHSEED"] = "1", "2"
-    first.repro()
-    second.repro()
+    assert second.repro() == ALL_STAGES
     assert_identical_runs(first, second)
 
     for project in (first, second):
@@ -84,9 +86,8 @@ def test_two_clean_runs_in_two_clones_give_identical_hashes_and_metrics(tmp_path
     assert_identical_runs(first, second)
 
 
-def test_metrics_and_params_diff_between_branches(tmp_path, tiny_dataset):
-    project = create_tiny_project(tmp_path / "project", tiny_dataset)
-    project.repro()
+def test_metrics_and_params_diff_between_branches(reproduced_project):
+    project = reproduced_project
     project.commit("reference run")
     reference = project.run("git", "rev-parse", "--abbrev-ref", "HEAD").strip()
 
