@@ -125,3 +125,22 @@ def slow_dataset(tmp_path) -> Path:
     make_reviews(300, seed=2).to_parquet(directory / "test.parquet")
     make_unlabelled_reviews(300).to_parquet(directory / "unsupervised.parquet")
     return directory
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Under pytest-xdist (`-n 2 --dist loadgroup`, pyproject.toml), run the tests that share an
+    expensive module- or session-scoped fixture of this suite on one worker, so that it is built
+    once: each worker would otherwise build its own (a reproduced tiny project takes 50 s)."""
+    for item in items:
+        for name in item.fixturenames:
+            definitions = item._fixtureinfo.name2fixturedefs.get(name, ())
+            shared = [
+                definition
+                for definition in definitions
+                if definition.scope in ("module", "session")
+                and definition.baseid.startswith("tests")  # this suite's, not pytest's own
+            ]
+            if shared:
+                scope = item.module.__name__ if shared[-1].scope == "module" else "session"
+                item.add_marker(pytest.mark.xdist_group(f"{name}@{scope}"))
+                break

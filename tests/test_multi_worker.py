@@ -182,7 +182,16 @@ def start_repro(project: Project, ports: list[int], log: Path) -> subprocess.Pop
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=ctrl_c_as_in_a_terminal,
         )
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """Let SIGINT end the process, as it does for a command typed in a terminal. A suite started
+    as a shell's background job (`nohup pytest &`) ignores SIGINT, and an ignored signal stays
+    ignored through fork and exec down to the stage: Ctrl-C never reached it there, and the
+    Ctrl-C test failed (the stage's /proc status showed SIGINT in SigIgn)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def listening_on(process: psutil.Process, port: int) -> bool:
