@@ -47,9 +47,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from imdb_rnn.batching import (  # noqa: E402
+    bucketed_rows,
+    review_lengths,
+    shuffled_rows,
+    trim_padding,
+)
 from imdb_rnn.combination import fit_combiner  # noqa: E402
 from imdb_rnn.encoding import encode, pad_and_truncate, read_encoding  # noqa: E402
 from imdb_rnn.environment import cpu_description  # noqa: E402
+from imdb_rnn.evaluation import compute_metrics  # noqa: E402
 from imdb_rnn.predictions import SCORED_SPLITS, read_predictions  # noqa: E402
 from imdb_rnn.text import tokenize  # noqa: E402
 from imdb_rnn.vocabulary import PADDING_ID, read_vocabulary  # noqa: E402
@@ -57,6 +64,7 @@ from imdb_rnn.vocabulary import PADDING_ID, read_vocabulary  # noqa: E402
 REPOSITORY = Path(__file__).resolve().parents[1]
 TOKENIZED = REPOSITORY / "data/tokenized"
 FIRST_WORD_ID = 2  # ids 0 and 1 are padding and out-of-vocabulary: never a prediction target
+THRESHOLD = 0.5
 NEGATIVES_PER_TARGET = 5.0  # word2vec's weight of the noise words against one real neighbour
 log = logging.getLogger("region_cnn")
 
@@ -78,17 +86,9 @@ def region_sums(vectors: tf.Tensor, ids: tf.Tensor, width: int) -> tf.Tensor:
     return tf.nn.avg_pool1d(vectors * present, width, 1, "SAME") * width  # (batch, length, dim)
 
 
-def length_buckets(token_ids: np.ndarray, batch_size: int, rng: np.random.Generator) -> list:
-    """Batches of reviews of similar length, in random order, so little time goes on padding."""
-    lengths = (token_ids != PADDING_ID).sum(1) + rng.random(len(token_ids))  # random tie-break
-    batches = np.array_split(np.argsort(lengths), max(len(token_ids) // batch_size, 1))
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def trimmed(batch: np.ndarray, minimum: int = 1) -> tf.Tensor:
-    """Drop the padding columns every review of the batch has (padding is at the end)."""
-    length = max(int((batch != PADDING_ID).sum(1).max()), minimum)
-    return tf.constant(batch[:, :length], tf.int32)
+def as_ids(batch: np.ndarray) -> tf.Tensor:
+    """A batch without the padding columns all its reviews have, as the step functions take it."""
+    return tf.constant(trim_padding(batch, "post"), tf.int32)  # params.yaml pads at the end
 
 
 def train_region_embedding(
@@ -141,11 +141,11 @@ def train_region_embedding(
         optimizer.apply_gradients(zip([summed_rows(g) for g in gradients], variables, strict=True))
         return loss
 
-    rng = np.random.default_rng(args.seed)
+    rng, lengths = np.random.default_rng(args.seed), review_lengths(token_ids)
     for epoch in range(args.tv_epochs):
         losses = [
-            float(step(trimmed(token_ids[batch], width)))
-            for batch in length_buckets(token_ids, args.tv_batch_size, rng)
+            float(step(as_ids(token_ids[batch])))
+            for batch in bucketed_rows(lengths, args.tv_batch_size, rng)
         ]
         log.info("region embedding epoch %d: mean loss %.4f", epoch + 1, np.mean(losses))
     return vectors.numpy(), bias.numpy()
@@ -208,16 +208,13 @@ def train_region_cnn(ids: dict, labels: dict, region_embedding, args) -> tuple[d
 
     def probabilities(split_ids: np.ndarray) -> np.ndarray:
         batches = np.array_split(np.arange(len(split_ids)), max(len(split_ids) // 256, 1))
-        return np.concatenate([predict_step(trimmed(split_ids[b])).numpy() for b in batches])
+        return np.concatenate([predict_step(as_ids(split_ids[b])).numpy() for b in batches])
 
     rng = np.random.default_rng(args.seed)
     best_loss, best_weights, history = np.inf, None, []
     for epoch in range(args.epochs):
-        order = rng.permutation(len(ids["train"]))
-        for batch in np.array_split(order, max(len(order) // args.batch_size, 1)):
-            train_step(
-                trimmed(ids["train"][batch]), tf.constant(labels["train"][batch], tf.float32)
-            )
+        for batch in shuffled_rows(len(ids["train"]), args.batch_size, rng):
+            train_step(as_ids(ids["train"][batch]), tf.constant(labels["train"][batch], tf.float32))
         validation = probabilities(ids["validation"])
         loss = float(cross_entropy(labels["validation"].astype(np.float32), validation))
         history.append(
@@ -235,7 +232,8 @@ def train_region_cnn(ids: dict, labels: dict, region_embedding, args) -> tuple[d
 
 
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    return float(((probabilities > 0.5) == labels).mean())
+    """As the pipeline's metrics count it (the default threshold, 0.5)."""
+    return compute_metrics(labels, probabilities, THRESHOLD)["accuracy"]
 
 
 def stacked_scores(members: dict, labels: dict) -> dict:
