@@ -24,6 +24,8 @@ def run_one(name: str, args: list[str]) -> None:
         if name == "predict":
             from imdb_rnn.predict import entry_point
 
+            # The pins are in the environment already (by `import stages`), so imdb-predict does
+            # not restart itself, which would leave QEMU.
             with Path("predict.json").open("w") as printed, contextlib.redirect_stdout(printed):
                 entry_point()
         else:

@@ -94,14 +94,18 @@ def outputs_on(tokenized, name: str, emulator: tuple[str, ...] = ()) -> dict[str
     steps = [[stage, *stage_args(stage)] for stage in FLOATING_POINT_STAGES]
     steps.append(["predict", "--json", "--file", "reviews.txt"])
     result = subprocess.run(
-        [*emulator, sys.executable, str(REPO_ROOT / "tests" / "stages_in_one_process.py"),
-         json.dumps(steps)],
+        [
+            *emulator,
+            sys.executable,
+            str(REPO_ROOT / "tests/stages_in_one_process.py"),
+            json.dumps(steps),
+        ],
         cwd=root,
         env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
         capture_output=True,
         text=True,
         timeout=900,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, f"{name}: {result.stderr[-2000:]}"
     return {path: hashlib.sha256((root / path).read_bytes()).hexdigest() for path in OUTPUTS}
 
