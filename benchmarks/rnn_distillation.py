@@ -1,0 +1,145 @@
+"""The combined model distilled into the recurrent member through the unlabelled reviews, measured.
+
+Not part of the test suite, and not a stage: an experiment of issue 20, kept so that its rows of
+docs/results.md can be rerun. Reads a full `dvc repro`'s outputs: the tokenized splits with their
+vocabulary and encoding, the Word2Vec matrix, the unlabelled reviews of data/raw/, the final model
+(models/predictor.json, through imdb_rnn.serving, as imdb-predict loads it) and the members'
+probabilities.
+
+The teacher is the pipeline's combined model (recurrent + linear member, stacked): its P(positive)
+for each unlabelled review is that review's soft label. A new recurrent member, built from
+params.yaml's `train` section and initialised from the same Word2Vec matrix, is trained as the
+train stage trains (same callbacks, length-bucketed batches, early stopping on validation loss)
+on the training reviews with their labels plus the unlabelled reviews with the teacher's: three
+times the text per epoch. A student of a linear teacher learned nothing the stack lacked
+(benchmarks/unlabelled_members.py); a recurrent student might, as it sees the linear member's
+knowledge through its own features. It is scored alone and stacked on validation with the
+existing members; test accuracy is reported beside, never used to choose.
+
+    python benchmarks/rnn_distillation.py --out benchmarks/rnn_distillation.json [--sharpen 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+from imdb_rnn.numerics import pin_kernels
+
+pin_kernels()  # before NumPy and TensorFlow load, as every stage does
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from lm_pretraining import existing_members, stacked_scores  # noqa: E402
+from region_cnn import accuracy  # noqa: E402
+
+from imdb_rnn.encoding import encode, pad_and_truncate, read_encoding  # noqa: E402
+from imdb_rnn.environment import cpu_description  # noqa: E402
+from imdb_rnn.model import (  # noqa: E402
+    build_classifier,
+    compile_classifier,
+    fit_classifier,
+    predict_probabilities,
+    seed_everything,
+    training_callbacks,
+)
+from imdb_rnn.params import TrainParams, load_section  # noqa: E402
+from imdb_rnn.predictions import SCORED_SPLITS  # noqa: E402
+from imdb_rnn.serving import load_predictor  # noqa: E402
+from imdb_rnn.text import tokenize  # noqa: E402
+from imdb_rnn.vocabulary import read_vocabulary  # noqa: E402
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+TOKENIZED = REPOSITORY / "data/tokenized"
+TEACHER_CHUNK = 5_000  # reviews the teacher scores at once (bounded memory)
+log = logging.getLogger("rnn_distillation")
+
+
+def teacher_labels(texts: list[str], sharpen: float) -> np.ndarray:
+    """The final model's P(positive) per review; ``sharpen`` > 1 scales its log-odds."""
+    predictor = load_predictor(REPOSITORY / "models/predictor.json")
+    probabilities = np.concatenate(
+        [
+            predictor.combined(predictor.member_probabilities(texts[start : start + TEACHER_CHUNK]))
+            for start in range(0, len(texts), TEACHER_CHUNK)
+        ]
+    )
+    log_odds = np.log(probabilities) - np.log1p(-probabilities)
+    return (1 / (1 + np.exp(-sharpen * log_odds))).astype(np.float32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to append the row to")
+    parser.add_argument("--sharpen", type=float, default=1.0, help="teacher's log-odds scale")
+    parser.add_argument("--learning-rate", type=float, help="student's (default: params.yaml)")
+    parser.add_argument("--reviews", type=int, help="only the first N of each split (a smoke run)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    started = time.monotonic()
+
+    params = load_section("train", TrainParams, REPOSITORY / "params.yaml")
+    if args.learning_rate is not None:
+        params = params.model_copy(update={"learning_rate": args.learning_rate})
+    encoding = read_encoding(TOKENIZED / "encoding.json")
+    vocabulary = read_vocabulary(TOKENIZED / "vocabulary.json")
+    first = slice(args.reviews)
+    ids = {s: np.load(TOKENIZED / f"{s}_ids.npy")[first] for s in ("train", *SCORED_SPLITS)}
+    labels = {split: np.load(TOKENIZED / f"{split}_labels.npy")[first] for split in ids}
+    texts = pd.read_parquet(REPOSITORY / "data/raw/unlabelled.parquet", columns=["text"])["text"]
+    texts = texts[first].tolist()
+    unlabelled_ids = pad_and_truncate(
+        encode((tokenize(text) for text in texts), vocabulary), encoding
+    )
+    soft_labels = teacher_labels(texts, args.sharpen)
+    teacher_seconds = time.monotonic() - started
+
+    seed_everything(params.seed, params.deterministic)
+    student = build_classifier(params, np.load(REPOSITORY / "data/embedding/matrix.npy"))
+    compile_classifier(student, params)
+    history = keras.callbacks.History()
+    fit_classifier(
+        student,
+        params,
+        (
+            np.concatenate([ids["train"], unlabelled_ids]),
+            np.concatenate([labels["train"].astype(np.float32), soft_labels]),
+        ),
+        (ids["validation"], labels["validation"]),
+        encoding.padding,
+        [*training_callbacks(params), history],
+        verbose=2,
+    )
+    distilled_rnn = {
+        split: predict_probabilities(student, ids[split], 512, encoding.padding)
+        for split in SCORED_SPLITS
+    }
+    members = existing_members(first) | {"distilled_rnn": distilled_rnn}
+    row = {
+        "settings": {k: str(v) for k, v in vars(args).items() if k != "out"},
+        "learning_rate": params.learning_rate,
+        "teacher_confident_share": float(np.mean(np.abs(soft_labels - 0.5) > 0.4)),
+        "distilled_rnn": {
+            split: accuracy(distilled_rnn[split], labels[split]) for split in SCORED_SPLITS
+        },
+        "stacked": stacked_scores(members, labels, "distilled_rnn"),
+        "training": {
+            key: [round(float(value), 4) for value in values]
+            for key, values in history.history.items()
+        },
+        "teacher_seconds": round(teacher_seconds),
+        "seconds": round(time.monotonic() - started),
+        "unlabelled_reviews": len(unlabelled_ids),
+        "cpu": cpu_description(),
+    }
+    log.info("%s", json.dumps(row))
+    rows = json.loads(args.out.read_text()) if args.out.exists() else []
+    args.out.write_text(json.dumps([*rows, row], indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
