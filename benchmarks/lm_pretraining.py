@@ -33,6 +33,7 @@ import argparse
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from imdb_rnn.numerics import pin_kernels
@@ -43,11 +44,17 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from region_cnn import FIRST_WORD_ID, IdSequences, accuracy, as_ids, summed_rows  # noqa: E402
+from region_cnn import (  # noqa: E402
+    FIRST_WORD_ID,
+    IdSequences,
+    accuracy,
+    as_ids,
+    stacked_scores,
+    summed_rows,
+)
 
 from imdb_rnn.batching import bucketed_rows, review_lengths  # noqa: E402
-from imdb_rnn.combination import fit_combiner  # noqa: E402
-from imdb_rnn.encoding import encode, pad_and_truncate, read_encoding  # noqa: E402
+from imdb_rnn.encoding import Encoding, encode, pad_and_truncate, read_encoding  # noqa: E402
 from imdb_rnn.environment import cpu_description  # noqa: E402
 from imdb_rnn.model import (  # noqa: E402
     build_classifier,
@@ -60,7 +67,7 @@ from imdb_rnn.model import (  # noqa: E402
 from imdb_rnn.params import TrainParams, load_section  # noqa: E402
 from imdb_rnn.predictions import SCORED_SPLITS, read_predictions  # noqa: E402
 from imdb_rnn.text import tokenize  # noqa: E402
-from imdb_rnn.vocabulary import PADDING_ID, read_vocabulary  # noqa: E402
+from imdb_rnn.vocabulary import PADDING_ID, Vocabulary, read_vocabulary  # noqa: E402
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 TOKENIZED = REPOSITORY / "data/tokenized"
@@ -215,24 +222,42 @@ def load_pretrained(classifier: keras.Model, path: Path, heads: tuple = ()) -> N
                 layer.set_weights([saved[name] for name in names])
 
 
-def stacked_scores(members: dict, labels: dict, new: str) -> dict:
-    """The new member stacked on validation (as the combine stage stacks) with the linear
-    member, and with both existing members; accuracy per split."""
-    scores = {}
-    for names in ((new, "linear"), (new, "rnn", "linear")):
-        combiner = fit_combiner(
-            {name: members[name]["validation"] for name in names},
-            labels["validation"],
-            "stacking",
-            1.0,
-        )
-        scores[" + ".join(names)] = {
-            split: accuracy(
-                combiner.probabilities({n: members[n][split] for n in names}), labels[split]
-            )
-            for split in SCORED_SPLITS
-        }
-    return scores
+def replacing_the_rnn(new: str) -> tuple:
+    """A new recurrent member stacked in the existing one's place, and beside both members."""
+    return ((new, "linear"), (new, "rnn", "linear"))
+
+
+def train_params(learning_rate: float | None) -> TrainParams:
+    """params.yaml's train section, the learning rate overridden if given."""
+    params = load_section("train", TrainParams, REPOSITORY / "params.yaml")
+    if learning_rate is None:
+        return params
+    return params.model_copy(update={"learning_rate": learning_rate})
+
+
+@dataclass
+class Inputs:
+    """What a full `dvc repro` left that the experiments read; the first rows in a smoke run."""
+
+    encoding: Encoding
+    vocabulary: Vocabulary
+    ids: dict[str, np.ndarray]  # padded ids per split: train, validation, test
+    labels: dict[str, np.ndarray]
+    unlabelled_texts: list[str]
+    unlabelled_ids: np.ndarray  # encoded with the same vocabulary and encoding
+
+
+def read_inputs(first: slice) -> Inputs:
+    encoding = read_encoding(TOKENIZED / "encoding.json")
+    vocabulary = read_vocabulary(TOKENIZED / "vocabulary.json")
+    ids = {s: np.load(TOKENIZED / f"{s}_ids.npy")[first] for s in ("train", *SCORED_SPLITS)}
+    labels = {split: np.load(TOKENIZED / f"{split}_labels.npy")[first] for split in ids}
+    texts = pd.read_parquet(REPOSITORY / "data/raw/unlabelled.parquet", columns=["text"])["text"]
+    texts = texts[first].tolist()
+    unlabelled_ids = pad_and_truncate(
+        encode((tokenize(text) for text in texts), vocabulary), encoding
+    )
+    return Inputs(encoding, vocabulary, ids, labels, texts, unlabelled_ids)
 
 
 def existing_members(first: slice) -> dict:
@@ -263,24 +288,15 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     started = time.monotonic()
 
-    params = load_section("train", TrainParams, REPOSITORY / "params.yaml")
-    if args.learning_rate is not None:
-        params = params.model_copy(update={"learning_rate": args.learning_rate})
-    encoding = read_encoding(TOKENIZED / "encoding.json")
-    vocabulary = read_vocabulary(TOKENIZED / "vocabulary.json")
-    first = slice(args.reviews)
-    ids = {s: np.load(TOKENIZED / f"{s}_ids.npy")[first] for s in ("train", *SCORED_SPLITS)}
-    labels = {split: np.load(TOKENIZED / f"{split}_labels.npy")[first] for split in ids}
-    texts = pd.read_parquet(REPOSITORY / "data/raw/unlabelled.parquet", columns=["text"])["text"]
-    unlabelled_ids = pad_and_truncate(
-        encode((tokenize(text) for text in texts[first]), vocabulary), encoding
-    )
-    word_counts = np.asarray(vocabulary.counts, dtype=np.float64)  # 0 for padding and OOV
+    params, first = train_params(args.learning_rate), slice(args.reviews)
+    inputs = read_inputs(first)
+    ids, labels, padding = inputs.ids, inputs.labels, inputs.encoding.padding
+    word_counts = np.asarray(inputs.vocabulary.counts, np.float64)  # 0 for padding and OOV
 
     seed_everything(params.seed, params.deterministic)
     classifier = build_classifier(params, np.load(REPOSITORY / "data/embedding/matrix.npy"))
     lm_history = pretrain(
-        classifier, np.concatenate([ids["train"], unlabelled_ids]), word_counts, args
+        classifier, np.concatenate([ids["train"], inputs.unlabelled_ids]), word_counts, args
     )
     pretraining_seconds = time.monotonic() - started
 
@@ -292,12 +308,12 @@ def main() -> None:
         params,
         (ids["train"], labels["train"]),
         (ids["validation"], labels["validation"]),
-        encoding.padding,
+        padding,
         [*callbacks, history],
         verbose=2,
     )
     pretrained_rnn = {
-        split: predict_probabilities(classifier, ids[split], 512, encoding.padding)
+        split: predict_probabilities(classifier, ids[split], 512, padding)
         for split in SCORED_SPLITS
     }
     members = existing_members(first) | {"pretrained_rnn": pretrained_rnn}
@@ -307,7 +323,7 @@ def main() -> None:
         "pretrained_rnn": {
             split: accuracy(pretrained_rnn[split], labels[split]) for split in SCORED_SPLITS
         },
-        "stacked": stacked_scores(members, labels, "pretrained_rnn"),
+        "stacked": stacked_scores(members, labels, replacing_the_rnn("pretrained_rnn")),
         "language_model": lm_history,
         "fine_tuning": {
             key: [round(float(value), 4) for value in values]
@@ -315,7 +331,7 @@ def main() -> None:
         },
         "pretraining_seconds": round(pretraining_seconds),
         "seconds": round(time.monotonic() - started),
-        "unlabelled_reviews": len(unlabelled_ids),
+        "unlabelled_reviews": len(inputs.unlabelled_ids),
         "cpu": cpu_description(),
     }
     log.info("%s", json.dumps(row))

@@ -236,10 +236,13 @@ def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return compute_metrics(labels, probabilities, THRESHOLD)["accuracy"]
 
 
-def stacked_scores(members: dict, labels: dict) -> dict:
-    """Each member set stacked on validation (as the combine stage does); accuracy per split."""
+STACKED_SETS = (("linear", "region_cnn"), ("rnn", "region_cnn"), ("rnn", "linear", "region_cnn"))
+
+
+def stacked_scores(members: dict, labels: dict, name_sets=STACKED_SETS) -> dict:
+    """Each set of members stacked on validation (as the combine stage does); accuracy per split."""
     scores = {}
-    for names in (("linear", "region_cnn"), ("rnn", "region_cnn"), ("rnn", "linear", "region_cnn")):
+    for names in name_sets:
         combiner = fit_combiner(
             {name: members[name]["validation"] for name in names},
             labels["validation"],

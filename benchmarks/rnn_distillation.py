@@ -33,11 +33,14 @@ pin_kernels()  # before NumPy and TensorFlow load, as every stage does
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from lm_pretraining import existing_members, stacked_scores  # noqa: E402
-from region_cnn import accuracy  # noqa: E402
+from lm_pretraining import (  # noqa: E402
+    existing_members,
+    read_inputs,
+    replacing_the_rnn,
+    train_params,
+)
+from region_cnn import accuracy, stacked_scores  # noqa: E402
 
-from imdb_rnn.encoding import encode, pad_and_truncate, read_encoding  # noqa: E402
 from imdb_rnn.environment import cpu_description  # noqa: E402
 from imdb_rnn.model import (  # noqa: E402
     build_classifier,
@@ -47,14 +50,10 @@ from imdb_rnn.model import (  # noqa: E402
     seed_everything,
     training_callbacks,
 )
-from imdb_rnn.params import TrainParams, load_section  # noqa: E402
 from imdb_rnn.predictions import SCORED_SPLITS  # noqa: E402
 from imdb_rnn.serving import load_predictor  # noqa: E402
-from imdb_rnn.text import tokenize  # noqa: E402
-from imdb_rnn.vocabulary import read_vocabulary  # noqa: E402
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-TOKENIZED = REPOSITORY / "data/tokenized"
 TEACHER_CHUNK = 5_000  # reviews the teacher scores at once (bounded memory)
 log = logging.getLogger("rnn_distillation")
 
@@ -82,20 +81,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     started = time.monotonic()
 
-    params = load_section("train", TrainParams, REPOSITORY / "params.yaml")
-    if args.learning_rate is not None:
-        params = params.model_copy(update={"learning_rate": args.learning_rate})
-    encoding = read_encoding(TOKENIZED / "encoding.json")
-    vocabulary = read_vocabulary(TOKENIZED / "vocabulary.json")
-    first = slice(args.reviews)
-    ids = {s: np.load(TOKENIZED / f"{s}_ids.npy")[first] for s in ("train", *SCORED_SPLITS)}
-    labels = {split: np.load(TOKENIZED / f"{split}_labels.npy")[first] for split in ids}
-    texts = pd.read_parquet(REPOSITORY / "data/raw/unlabelled.parquet", columns=["text"])["text"]
-    texts = texts[first].tolist()
-    unlabelled_ids = pad_and_truncate(
-        encode((tokenize(text) for text in texts), vocabulary), encoding
-    )
-    soft_labels = teacher_labels(texts, args.sharpen)
+    params, first = train_params(args.learning_rate), slice(args.reviews)
+    inputs = read_inputs(first)
+    ids, labels, padding = inputs.ids, inputs.labels, inputs.encoding.padding
+    soft_labels = teacher_labels(inputs.unlabelled_texts, args.sharpen)
     teacher_seconds = time.monotonic() - started
 
     seed_everything(params.seed, params.deterministic)
@@ -106,17 +95,16 @@ def main() -> None:
         student,
         params,
         (
-            np.concatenate([ids["train"], unlabelled_ids]),
+            np.concatenate([ids["train"], inputs.unlabelled_ids]),
             np.concatenate([labels["train"].astype(np.float32), soft_labels]),
         ),
         (ids["validation"], labels["validation"]),
-        encoding.padding,
+        padding,
         [*training_callbacks(params), history],
         verbose=2,
     )
     distilled_rnn = {
-        split: predict_probabilities(student, ids[split], 512, encoding.padding)
-        for split in SCORED_SPLITS
+        split: predict_probabilities(student, ids[split], 512, padding) for split in SCORED_SPLITS
     }
     members = existing_members(first) | {"distilled_rnn": distilled_rnn}
     row = {
@@ -126,14 +114,14 @@ def main() -> None:
         "distilled_rnn": {
             split: accuracy(distilled_rnn[split], labels[split]) for split in SCORED_SPLITS
         },
-        "stacked": stacked_scores(members, labels, "distilled_rnn"),
+        "stacked": stacked_scores(members, labels, replacing_the_rnn("distilled_rnn")),
         "training": {
             key: [round(float(value), 4) for value in values]
             for key, values in history.history.items()
         },
         "teacher_seconds": round(teacher_seconds),
         "seconds": round(time.monotonic() - started),
-        "unlabelled_reviews": len(unlabelled_ids),
+        "unlabelled_reviews": len(inputs.unlabelled_ids),
         "cpu": cpu_description(),
     }
     log.info("%s", json.dumps(row))
