@@ -48,6 +48,7 @@ from region_cnn import (  # noqa: E402
     FIRST_WORD_ID,
     IdSequences,
     accuracy,
+    append_row,
     as_ids,
     stacked_scores,
     summed_rows,
@@ -334,9 +335,7 @@ def main() -> None:
         "unlabelled_reviews": len(inputs.unlabelled_ids),
         "cpu": cpu_description(),
     }
-    log.info("%s", json.dumps(row))
-    rows = json.loads(args.out.read_text()) if args.out.exists() else []
-    args.out.write_text(json.dumps([*rows, row], indent=1) + "\n")
+    append_row(args.out, row, log)
 
 
 if __name__ == "__main__":

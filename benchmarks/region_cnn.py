@@ -258,6 +258,13 @@ def stacked_scores(members: dict, labels: dict, name_sets=STACKED_SETS) -> dict:
     return scores
 
 
+def append_row(path: Path, row: dict, logger: logging.Logger) -> None:
+    """Log a run's row and add it to the JSON list of rows in ``path`` (created if missing)."""
+    logger.info("%s", json.dumps(row))
+    rows = json.loads(path.read_text()) if path.exists() else []
+    path.write_text(json.dumps([*rows, row], indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="JSON file to append the row to")
@@ -317,9 +324,7 @@ def main() -> None:
         "unlabelled_reviews": len(unlabelled_ids),
         "cpu": cpu_description(),
     }
-    log.info("%s", json.dumps(row))
-    rows = json.loads(args.out.read_text()) if args.out.exists() else []
-    args.out.write_text(json.dumps([*rows, row], indent=1) + "\n")
+    append_row(args.out, row, log)
 
 
 if __name__ == "__main__":

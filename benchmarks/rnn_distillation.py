@@ -22,7 +22,6 @@ existing members; test accuracy is reported beside, never used to choose.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ from lm_pretraining import (  # noqa: E402
     replacing_the_rnn,
     train_params,
 )
-from region_cnn import accuracy, stacked_scores  # noqa: E402
+from region_cnn import accuracy, append_row, stacked_scores  # noqa: E402
 
 from imdb_rnn.environment import cpu_description  # noqa: E402
 from imdb_rnn.model import (  # noqa: E402
@@ -124,9 +123,7 @@ def main() -> None:
         "unlabelled_reviews": len(inputs.unlabelled_ids),
         "cpu": cpu_description(),
     }
-    log.info("%s", json.dumps(row))
-    rows = json.loads(args.out.read_text()) if args.out.exists() else []
-    args.out.write_text(json.dumps([*rows, row], indent=1) + "\n")
+    append_row(args.out, row, log)
 
 
 if __name__ == "__main__":
