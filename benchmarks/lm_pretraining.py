@@ -261,6 +261,44 @@ def read_inputs(first: slice) -> Inputs:
     return Inputs(encoding, vocabulary, ids, labels, texts, unlabelled_ids)
 
 
+def trained_and_scored(
+    model: keras.Model,
+    params: TrainParams,
+    train: tuple[np.ndarray, np.ndarray],
+    inputs: Inputs,
+    first: slice,
+    name: str,
+) -> tuple[dict, dict, dict]:
+    """Train a new recurrent member as the train stage trains (on ``train``: ids, labels), then
+    score it: its accuracy per split, its stacks in the existing member's place, its curves."""
+    compile_classifier(model, params)
+    history = keras.callbacks.History()
+    padding = inputs.encoding.padding
+    fit_classifier(
+        model,
+        params,
+        train,
+        (inputs.ids["validation"], inputs.labels["validation"]),
+        padding,
+        [*training_callbacks(params), history],
+        verbose=2,
+    )
+    probabilities = {
+        split: predict_probabilities(model, inputs.ids[split], 512, padding)
+        for split in SCORED_SPLITS
+    }
+    labels = inputs.labels
+    members = existing_members(first) | {name: probabilities}
+    return (
+        {split: accuracy(probabilities[split], labels[split]) for split in SCORED_SPLITS},
+        stacked_scores(members, labels, replacing_the_rnn(name)),
+        {
+            key: [round(float(value), 4) for value in values]
+            for key, values in history.history.items()
+        },
+    )
+
+
 def existing_members(first: slice) -> dict:
     """The reference run's members' probabilities per split (the first rows of a smoke run)."""
     return {
@@ -291,7 +329,7 @@ def main() -> None:
 
     params, first = train_params(args.learning_rate), slice(args.reviews)
     inputs = read_inputs(first)
-    ids, labels, padding = inputs.ids, inputs.labels, inputs.encoding.padding
+    ids, labels = inputs.ids, inputs.labels
     word_counts = np.asarray(inputs.vocabulary.counts, np.float64)  # 0 for padding and OOV
 
     seed_everything(params.seed, params.deterministic)
@@ -301,35 +339,16 @@ def main() -> None:
     )
     pretraining_seconds = time.monotonic() - started
 
-    compile_classifier(classifier, params)
-    callbacks = training_callbacks(params)
-    history = keras.callbacks.History()
-    fit_classifier(
-        classifier,
-        params,
-        (ids["train"], labels["train"]),
-        (ids["validation"], labels["validation"]),
-        padding,
-        [*callbacks, history],
-        verbose=2,
+    accuracies, stacked, fine_tuning = trained_and_scored(
+        classifier, params, (ids["train"], labels["train"]), inputs, first, "pretrained_rnn"
     )
-    pretrained_rnn = {
-        split: predict_probabilities(classifier, ids[split], 512, padding)
-        for split in SCORED_SPLITS
-    }
-    members = existing_members(first) | {"pretrained_rnn": pretrained_rnn}
     row = {
         "settings": {k: str(v) for k, v in vars(args).items() if k != "out"},
         "fine_tuning_learning_rate": params.learning_rate,
-        "pretrained_rnn": {
-            split: accuracy(pretrained_rnn[split], labels[split]) for split in SCORED_SPLITS
-        },
-        "stacked": stacked_scores(members, labels, replacing_the_rnn("pretrained_rnn")),
+        "pretrained_rnn": accuracies,
+        "stacked": stacked,
         "language_model": lm_history,
-        "fine_tuning": {
-            key: [round(float(value), 4) for value in values]
-            for key, values in history.history.items()
-        },
+        "fine_tuning": fine_tuning,
         "pretraining_seconds": round(pretraining_seconds),
         "seconds": round(time.monotonic() - started),
         "unlabelled_reviews": len(inputs.unlabelled_ids),

@@ -30,26 +30,12 @@ from imdb_rnn.numerics import pin_kernels
 
 pin_kernels()  # before NumPy and TensorFlow load, as every stage does
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from lm_pretraining import (  # noqa: E402
-    existing_members,
-    read_inputs,
-    replacing_the_rnn,
-    train_params,
-)
-from region_cnn import accuracy, append_row, stacked_scores  # noqa: E402
+from lm_pretraining import read_inputs, train_params, trained_and_scored  # noqa: E402
+from region_cnn import append_row  # noqa: E402
 
 from imdb_rnn.environment import cpu_description  # noqa: E402
-from imdb_rnn.model import (  # noqa: E402
-    build_classifier,
-    compile_classifier,
-    fit_classifier,
-    predict_probabilities,
-    seed_everything,
-    training_callbacks,
-)
-from imdb_rnn.predictions import SCORED_SPLITS  # noqa: E402
+from imdb_rnn.model import build_classifier, seed_everything  # noqa: E402
 from imdb_rnn.serving import load_predictor  # noqa: E402
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -82,42 +68,30 @@ def main() -> None:
 
     params, first = train_params(args.learning_rate), slice(args.reviews)
     inputs = read_inputs(first)
-    ids, labels, padding = inputs.ids, inputs.labels, inputs.encoding.padding
+    ids, labels = inputs.ids, inputs.labels
     soft_labels = teacher_labels(inputs.unlabelled_texts, args.sharpen)
     teacher_seconds = time.monotonic() - started
 
     seed_everything(params.seed, params.deterministic)
     student = build_classifier(params, np.load(REPOSITORY / "data/embedding/matrix.npy"))
-    compile_classifier(student, params)
-    history = keras.callbacks.History()
-    fit_classifier(
+    accuracies, stacked, training = trained_and_scored(
         student,
         params,
         (
             np.concatenate([ids["train"], inputs.unlabelled_ids]),
             np.concatenate([labels["train"].astype(np.float32), soft_labels]),
         ),
-        (ids["validation"], labels["validation"]),
-        padding,
-        [*training_callbacks(params), history],
-        verbose=2,
+        inputs,
+        first,
+        "distilled_rnn",
     )
-    distilled_rnn = {
-        split: predict_probabilities(student, ids[split], 512, padding) for split in SCORED_SPLITS
-    }
-    members = existing_members(first) | {"distilled_rnn": distilled_rnn}
     row = {
         "settings": {k: str(v) for k, v in vars(args).items() if k != "out"},
         "learning_rate": params.learning_rate,
         "teacher_confident_share": float(np.mean(np.abs(soft_labels - 0.5) > 0.4)),
-        "distilled_rnn": {
-            split: accuracy(distilled_rnn[split], labels[split]) for split in SCORED_SPLITS
-        },
-        "stacked": stacked_scores(members, labels, replacing_the_rnn("distilled_rnn")),
-        "training": {
-            key: [round(float(value), 4) for value in values]
-            for key, values in history.history.items()
-        },
+        "distilled_rnn": accuracies,
+        "stacked": stacked,
+        "training": training,
         "teacher_seconds": round(teacher_seconds),
         "seconds": round(time.monotonic() - started),
         "unlabelled_reviews": len(inputs.unlabelled_ids),
