@@ -299,6 +299,18 @@ def trained_and_scored(
     )
 
 
+def append_result(
+    path: Path, row: dict, started: float, inputs: Inputs, logger: logging.Logger
+) -> None:
+    """append_row, with what every run records: its time, its unlabelled reviews and its CPU."""
+    facts = {
+        "seconds": round(time.monotonic() - started),
+        "unlabelled_reviews": len(inputs.unlabelled_ids),
+        "cpu": cpu_description(),
+    }
+    append_row(path, row | facts, logger)
+
+
 def existing_members(first: slice) -> dict:
     """The reference run's members' probabilities per split (the first rows of a smoke run)."""
     return {
@@ -350,11 +362,8 @@ def main() -> None:
         "language_model": lm_history,
         "fine_tuning": fine_tuning,
         "pretraining_seconds": round(pretraining_seconds),
-        "seconds": round(time.monotonic() - started),
-        "unlabelled_reviews": len(inputs.unlabelled_ids),
-        "cpu": cpu_description(),
     }
-    append_row(args.out, row, log)
+    append_result(args.out, row, started, inputs, log)
 
 
 if __name__ == "__main__":

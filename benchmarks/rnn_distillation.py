@@ -31,10 +31,13 @@ from imdb_rnn.numerics import pin_kernels
 pin_kernels()  # before NumPy and TensorFlow load, as every stage does
 
 import numpy as np  # noqa: E402
-from lm_pretraining import read_inputs, train_params, trained_and_scored  # noqa: E402
-from region_cnn import append_row  # noqa: E402
+from lm_pretraining import (  # noqa: E402
+    append_result,
+    read_inputs,
+    train_params,
+    trained_and_scored,
+)
 
-from imdb_rnn.environment import cpu_description  # noqa: E402
 from imdb_rnn.model import build_classifier, seed_everything  # noqa: E402
 from imdb_rnn.serving import load_predictor  # noqa: E402
 
@@ -93,11 +96,8 @@ def main() -> None:
         "stacked": stacked,
         "training": training,
         "teacher_seconds": round(teacher_seconds),
-        "seconds": round(time.monotonic() - started),
-        "unlabelled_reviews": len(inputs.unlabelled_ids),
-        "cpu": cpu_description(),
     }
-    append_row(args.out, row, log)
+    append_result(args.out, row, started, inputs, log)
 
 
 if __name__ == "__main__":

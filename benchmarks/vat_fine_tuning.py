@@ -42,18 +42,21 @@ pin_kernels()  # before NumPy and TensorFlow load, as every stage does
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from lm_pretraining import existing_members, read_inputs, replacing_the_rnn  # noqa: E402
+from lm_pretraining import (  # noqa: E402
+    append_result,
+    existing_members,
+    read_inputs,
+    replacing_the_rnn,
+)
 from region_cnn import (  # noqa: E402
     IdSequences,
     accuracy,
-    append_row,
     as_ids,
     stacked_scores,
     summed_rows,
 )
 
 from imdb_rnn.batching import bucketed_rows, review_lengths  # noqa: E402
-from imdb_rnn.environment import cpu_description  # noqa: E402
 from imdb_rnn.model import predict_probabilities  # noqa: E402
 from imdb_rnn.model_file import read_classifier  # noqa: E402
 from imdb_rnn.predictions import SCORED_SPLITS  # noqa: E402
@@ -221,11 +224,8 @@ def main() -> None:
         "curve": [
             {k: round(v, 4) if isinstance(v, float) else v for k, v in p.items()} for p in curve
         ],
-        "seconds": round(time.monotonic() - started),
-        "unlabelled_reviews": len(inputs.unlabelled_ids),
-        "cpu": cpu_description(),
     }
-    append_row(args.out, row, log)
+    append_result(args.out, row, started, inputs, log)
 
 
 if __name__ == "__main__":
