@@ -3,10 +3,11 @@
 Each module is thin: it parses the paths dvc.yaml passes it, validates its own section of
 params.yaml, reads its inputs, calls the library in ``imdb_rnn``, and writes its outputs.
 
-Importing this package does four things first, before any stage imports NumPy or TensorFlow:
-it puts the imdb_rnn beside these stages on the import path, arms the death of the stage with
-the dvc process that started it, pins the numerical kernels, and
-hides TensorFlow's C++ start-up log (IMDB_RNN_VERBOSE=1 shows it).
+Importing this package does five things first, before any stage imports NumPy, pyarrow or
+TensorFlow: it puts the imdb_rnn beside these stages on the import path, arms the death of the
+stage with the dvc process that started it, pins the numerical kernels, chooses the memory pool
+that keeps a streaming stage's memory flat, and hides TensorFlow's C++ start-up log
+(IMDB_RNN_VERBOSE=1 shows it).
 """
 
 import sys
@@ -26,8 +27,9 @@ die_with_parent()
 
 # The kernels that decide floating-point bits are chosen when NumPy, SciPy and TensorFlow load;
 # pinning them now makes embed, train and evaluate give the same bytes on any x86-64 CPU with AVX2.
-from imdb_rnn.cli import quiet_tensorflow  # noqa: E402
+from imdb_rnn.cli import prefer_arrow_pool_that_returns_memory, quiet_tensorflow  # noqa: E402
 from imdb_rnn.numerics import pin_kernels  # noqa: E402
 
 pin_kernels()
 quiet_tensorflow()
+prefer_arrow_pool_that_returns_memory()  # read when pyarrow first allocates

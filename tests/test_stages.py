@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -14,7 +16,7 @@ import pytest
 from gensim.models import KeyedVectors
 
 from imdb_rnn.cli import RECORD_ENV
-from tests.conftest import SHARED_IMDB_CACHE
+from tests.conftest import REPO_ROOT, SHARED_IMDB_CACHE
 from tests.stage_runner import (
     EMBED_ARGS,
     INGEST_ARGS,
@@ -163,7 +165,9 @@ def ingest_peak_anonymous_mib(project, params: dict) -> float:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_ingest_takes_the_same_memory_for_a_four_times_larger_corpus(tmp_path, tiny_params):
     """ingest used to hold every split as a DataFrame: +400 MiB of anonymous memory from this
-    test's 20,000 to its 80,000 reviews. It now streams the source through a memory-mapped file."""
+    test's 20,000 to its 80,000 reviews. It now streams the source through a memory-mapped file,
+    with Arrow's buffers in jemalloc: under pyarrow's default pool the fragments of freed chunks
+    still added 22 to 62 MiB (CI failed at 62), under jemalloc 1 to 5 MiB."""
     rng = np.random.default_rng(0)
     peaks, sizes = {}, {}
     for count in (20_000, 80_000):
@@ -175,7 +179,27 @@ def test_ingest_takes_the_same_memory_for_a_four_times_larger_corpus(tmp_path, t
         tiny_params["ingest"] |= {"source": str(source), "protocol": "random", "unlabelled": False}
         peaks[count] = ingest_peak_anonymous_mib(project, tiny_params)
         sizes[count] = source.stat().st_size / 2**20
-    assert peaks[80_000] - peaks[20_000] < (sizes[80_000] - sizes[20_000]) / 2, (peaks, sizes)
+    assert peaks[80_000] - peaks[20_000] < (sizes[80_000] - sizes[20_000]) / 4, (peaks, sizes)
+
+
+def arrow_pool_of_a_stage(environment: dict[str, str]) -> str:
+    """The pyarrow memory pool a stage allocates from, given these environment variables."""
+    script = "import stages, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    inherited = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    return subprocess.check_output(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env=inherited | {"PYTHONPATH": str(REPO_ROOT)} | environment,
+        text=True,
+    ).strip()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="jemalloc is chosen on Linux")
+def test_a_stage_allocates_arrow_buffers_from_jemalloc_unless_the_user_chose_a_pool():
+    """The ingest memory tests in this file measure it; this one names the pool: pyarrow's default
+    one kept the fragments of freed chunks."""
+    assert arrow_pool_of_a_stage({}) == "jemalloc"
+    assert arrow_pool_of_a_stage({"ARROW_DEFAULT_MEMORY_POOL": "system"}) == "system"
 
 
 def test_embed_learns_from_the_unlabelled_reviews_only_when_asked(tmp_path, tiny_params):
@@ -301,7 +325,8 @@ def test_bad_unlabelled_reviews_found_late_leave_no_output(tmp_path, tiny_params
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_ingest_takes_the_same_memory_for_four_times_more_unlabelled_reviews(tmp_path, tiny_params):
     """The unlabelled reviews are streamed from their file to the output a chunk at a time; what
-    grows with them is a digest of 16 bytes per review kept, and their lengths."""
+    grows with them is a digest of 16 bytes per review kept, and their lengths (under pyarrow's
+    default pool, +40 to +49 MiB of fragments; under jemalloc, -7 to -3)."""
     rng = np.random.default_rng(0)
     peaks, sizes = {}, {}
     for count in (20_000, 80_000):
@@ -316,4 +341,4 @@ def test_ingest_takes_the_same_memory_for_four_times_more_unlabelled_reviews(tmp
         report = json.loads((project / "reports/data.json").read_text())
         assert report["unlabelled"]["rows"] == count
         sizes[count] = unlabelled.stat().st_size / 2**20
-    assert peaks[80_000] - peaks[20_000] < (sizes[80_000] - sizes[20_000]) / 2, (peaks, sizes)
+    assert peaks[80_000] - peaks[20_000] < (sizes[80_000] - sizes[20_000]) / 4, (peaks, sizes)

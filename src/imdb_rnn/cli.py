@@ -175,6 +175,22 @@ def reader_went_away():
     sys.exit(SIGPIPE_STATUS)
 
 
+def prefer_arrow_pool_that_returns_memory() -> None:
+    """Have pyarrow allocate from jemalloc, on Linux, unless ARROW_DEFAULT_MEMORY_POOL says
+    otherwise; read when pyarrow first allocates, hence set before any import of it.
+
+    The stages stream files a chunk at a time. With pyarrow's default pool (mimalloc), as with
+    the system's malloc, the fragments of freed chunks stayed in the process: ingest's peak
+    anonymous memory grew by 22 to 62 MiB from 20,000 to 80,000 reviews of 2 kB, and by 35 MiB
+    between identical runs. jemalloc, which pyarrow sets to return freed pages after a second,
+    measured the same peak to 5 MiB up to 160,000 reviews. Allocation only: no byte of output
+    changes. Linux only, where that was measured and pyarrow's wheels include jemalloc (a pyarrow
+    without it would warn and keep its default).
+    """
+    if sys.platform.startswith("linux"):
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+
+
 def quiet_tensorflow() -> None:
     """Keep TensorFlow's C++ start-up log off stderr, unless IMDB_RNN_VERBOSE=1.
 
