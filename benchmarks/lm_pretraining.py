@@ -19,7 +19,10 @@ Two steps, on the very model the train stage builds from params.yaml's `train` s
    trains it (same params, callbacks and batches), and scored alone and stacked on validation
    with the linear member, as the combine stage stacks; test accuracy is reported beside,
    never used to choose. The control is the reference run's own recurrent member: the same
-   training from the Word2Vec initialisation alone.
+   training from the Word2Vec initialisation alone. With `--head-epochs N`, the new head is
+   first trained alone for N epochs over the frozen pretrained layers (ULMFiT's first step of
+   gradual unfreezing): a head that starts random sends large gradients into the layers the
+   language model trained, which the first fine-tuning epochs could otherwise undo.
 
 Keras 3's Adam applies an embedding's IndexedSlices gradient occurrence by occurrence (see
 benchmarks/region_cnn.py); the language model's gradients are summed per row first.
@@ -223,6 +226,36 @@ def load_pretrained(classifier: keras.Model, path: Path, heads: tuple = ()) -> N
                 layer.set_weights([saved[name] for name in names])
 
 
+def train_head_alone(
+    model: keras.Model, params: TrainParams, train: tuple, inputs: Inputs, epochs: int
+) -> dict:
+    """Fit the classifier's head for ``epochs`` over its frozen pretrained layers, which are
+    then unfrozen for the training that follows; the curves of these epochs."""
+    pretrained = [model.get_layer(name) for name in PRETRAINED_LAYERS]
+    for layer in pretrained:
+        layer.trainable = False
+    compile_classifier(model, params)
+    history = keras.callbacks.History()
+    validation = (inputs.ids["validation"], inputs.labels["validation"])
+    fit_classifier(
+        model,
+        params,
+        train,
+        validation,
+        inputs.encoding.padding,
+        [history],
+        final_epoch=epochs,
+        verbose=2,
+    )
+    for layer in pretrained:
+        layer.trainable = True
+    return rounded(history)
+
+
+def rounded(history: keras.callbacks.History) -> dict:
+    return {key: [round(float(v), 4) for v in values] for key, values in history.history.items()}
+
+
 def replacing_the_rnn(new: str) -> tuple:
     """A new recurrent member stacked in the existing one's place, and beside both members."""
     return ((new, "linear"), (new, "rnn", "linear"))
@@ -292,10 +325,7 @@ def trained_and_scored(
     return (
         {split: accuracy(probabilities[split], labels[split]) for split in SCORED_SPLITS},
         stacked_scores(members, labels, replacing_the_rnn(name)),
-        {
-            key: [round(float(value), 4) for value in values]
-            for key, values in history.history.items()
-        },
+        rounded(history),
     )
 
 
@@ -334,6 +364,9 @@ def main() -> None:
     parser.add_argument("--lm-dropout", type=float, default=0.1)
     parser.add_argument("--sampled", type=int, default=256, help="noise words per direction")
     parser.add_argument("--learning-rate", type=float, help="fine-tuning's (default: params.yaml)")
+    parser.add_argument(
+        "--head-epochs", type=int, default=0, help="epochs of the new head alone before fine-tuning"
+    )
     parser.add_argument("--reviews", type=int, help="only the first N of each split (a smoke run)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -351,8 +384,14 @@ def main() -> None:
     )
     pretraining_seconds = time.monotonic() - started
 
+    train = (ids["train"], labels["train"])
+    head_alone = (
+        train_head_alone(classifier, params, train, inputs, args.head_epochs)
+        if args.head_epochs
+        else None
+    )
     accuracies, stacked, fine_tuning = trained_and_scored(
-        classifier, params, (ids["train"], labels["train"]), inputs, first, "pretrained_rnn"
+        classifier, params, train, inputs, first, "pretrained_rnn"
     )
     row = {
         "settings": {k: str(v) for k, v in vars(args).items() if k != "out"},
@@ -360,6 +399,7 @@ def main() -> None:
         "pretrained_rnn": accuracies,
         "stacked": stacked,
         "language_model": lm_history,
+        "head_alone": head_alone,
         "fine_tuning": fine_tuning,
         "pretraining_seconds": round(pretraining_seconds),
     }
