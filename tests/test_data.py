@@ -98,6 +98,63 @@ def test_splitting_positions_draws_what_splitting_the_frame_did():
     assert frame["text"].to_numpy()[split.validation].tolist() == validation["text"].tolist()
 
 
+def test_validation_in_runs_takes_whole_runs_of_each_label_in_the_source_order():
+    train, test, labels = rows_and_labels(400, 50)
+    splits = split_official(train, test, labels, 0.1, seed=0, validation_block_size=5)
+    assert len(splits.validation) == 40 and labels[splits.validation].mean() == 0.5
+    assert sorted(np.concatenate([splits.train, splits.validation])) == train.tolist()
+    assert splits.test.tolist() == test.tolist()
+    for label in (0, 1):
+        # Cut one label's rows, in source order, into runs of 5: each is taken whole or not at all.
+        same_label = train[labels[train] == label]
+        taken = np.isin(same_label, splits.validation).reshape(-1, 5)
+        assert taken.all(axis=1).sum() == 4 and not (taken.any(axis=1) & ~taken.all(axis=1)).any()
+
+
+def test_validation_in_runs_is_shuffled_reproducible_and_seed_dependent():
+    train, test, labels = rows_and_labels(400, 50)
+    first = split_official(train, test, labels, 0.1, seed=0, validation_block_size=5)
+    again = split_official(train, test, labels, 0.1, seed=0, validation_block_size=5)
+    other = split_official(train, test, labels, 0.1, seed=1, validation_block_size=5)
+    assert first.validation.tolist() == again.validation.tolist()
+    assert first.train.tolist() == again.train.tolist()
+    assert sorted(first.validation) != sorted(other.validation)
+    # Written in source order, training would hold every review of one label before the other.
+    assert first.train.tolist() != sorted(first.train)
+
+
+def test_a_last_run_is_cut_to_the_fraction():
+    train, test, labels = rows_and_labels(200, 50)
+    splits = split_official(train, test, labels, 0.15, seed=0, validation_block_size=20)
+    assert len(splits.validation) == 30 and labels[splits.validation].sum() == 15
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"protocol": "random"}, "validation_block_size needs protocol: official"),
+        ({"source": "keras"}, "Keras' IMDB is shuffled; set validation_block_size: null"),
+        ({"validation_block_size": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_validation_in_runs_is_refused_where_it_cannot_keep_movies_apart(
+    default_params, overrides, expected
+):
+    values = copy.deepcopy(default_params["ingest"]) | {"validation_block_size": 250} | overrides
+    with pytest.raises(ValueError, match=expected):
+        IngestParams.model_validate(values)
+
+
+def test_make_splits_passes_the_run_length_on(default_params):
+    params = _ingest_params(default_params, validation_fraction=0.25, validation_block_size=5)
+    _, _, labels = rows_and_labels(40, 20)
+    splits = make_splits({"train": labels[:40], "test": labels[40:]}, params, "hub")
+    assert len(splits.validation) == 10
+    random_share = _ingest_params(default_params, validation_fraction=0.25)
+    sources = {"train": labels[:40], "test": labels[40:]}
+    assert sorted(splits.validation) != sorted(make_splits(sources, random_share, "hub").validation)
+
+
 def test_random_split_pools_and_resplits():
     (pooled, labels) = rows_and_labels(500)
     splits = split_random(pooled, labels, test_fraction=0.2, validation_fraction=0.25, seed=0)

@@ -61,6 +61,13 @@ class IngestParams(_Section):
     validation_fraction: float = Field(
         gt=0, lt=1, description="share of the training reviews held out for validation, stratified"
     )
+    validation_block_size: int | None = Field(
+        ge=1,
+        description="protocol official only: null = validation is a random share of the"
+        " training reviews; n = it is drawn in runs of n consecutive reviews of each label, in"
+        " the source's order, which in stanfordnlp/imdb keeps a movie's reviews together: then"
+        " validation, like the official test split, mostly holds movies training lacks",
+    )
     test_fraction: float = Field(
         gt=0, lt=1, description="protocol random only: share of all reviews used for test"
     )
@@ -81,6 +88,24 @@ class IngestParams(_Section):
         " `text`; a `label` column is ignored) read instead of the source's own; null = the"
         " source's own",
     )
+
+    @model_validator(mode="after")
+    def _blocks_only_where_the_order_keeps_movies_together(self) -> IngestParams:
+        if self.validation_block_size is None:
+            return self
+        # A random test split shares movies with training anyway, and Keras' copy is shuffled, so
+        # in either case runs of its order would only be a noisier random validation.
+        if self.protocol != "official":
+            raise ValueError(
+                "validation_block_size needs protocol: official (a random test split shares"
+                " movies with training too); set validation_block_size: null"
+            )
+        if self.source == "keras":
+            raise ValueError(
+                "validation_block_size needs a source whose order keeps a movie's reviews"
+                " together, and Keras' IMDB is shuffled; set validation_block_size: null"
+            )
+        return self
 
 
 class TokenizeParams(_Section):
