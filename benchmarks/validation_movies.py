@@ -37,8 +37,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 
 from imdb_rnn.data import split_official  # noqa: E402
 from imdb_rnn.environment import cpu_description  # noqa: E402
+from imdb_rnn.evaluation import compute_metrics  # noqa: E402
 from imdb_rnn.linear import fit_linear  # noqa: E402
-from imdb_rnn.params import IngestParams, LinearParams, load_section  # noqa: E402
+from imdb_rnn.params import EvaluateParams, IngestParams, LinearParams, load_section  # noqa: E402
 
 SIMILAR = 0.3  # cosine above which two reviews share review-specific words (names, titles)
 NEARBY_ROWS = 30  # IMDB's crawl kept at most 30 reviews of a movie
@@ -76,10 +77,6 @@ def summary(cosines: np.ndarray) -> dict[str, float]:
     }
 
 
-def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    return round(float(np.mean((probabilities >= 0.5) == (labels == 1))), 4)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
@@ -91,6 +88,11 @@ def main() -> None:
     started = time.monotonic()
     ingest = load_section("ingest", IngestParams)
     linear = load_section("linear", LinearParams)
+    threshold = load_section("evaluate", EvaluateParams).threshold
+
+    def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+        return compute_metrics(labels, probabilities, threshold)["accuracy"]
+
     source = {
         split: load_dataset(ingest.dataset, split=split, revision=ingest.revision)
         for split in ("train", "test")
