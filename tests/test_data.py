@@ -148,10 +148,10 @@ def test_validation_in_runs_is_refused_where_it_cannot_keep_movies_apart(
 def test_make_splits_passes_the_run_length_on(default_params):
     params = _ingest_params(default_params, validation_fraction=0.25, validation_block_size=5)
     _, _, labels = rows_and_labels(40, 20)
-    splits = make_splits({"train": labels[:40], "test": labels[40:]}, params, "hub")
+    sources = {"train": labels[:40], "test": labels[40:]}
+    splits = make_splits(sources, params, "hub")
     assert len(splits.validation) == 10
     random_share = _ingest_params(default_params, validation_fraction=0.25)
-    sources = {"train": labels[:40], "test": labels[40:]}
     assert sorted(splits.validation) != sorted(make_splits(sources, random_share, "hub").validation)
 
 
