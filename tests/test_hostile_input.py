@@ -181,6 +181,23 @@ def test_a_malicious_vectors_pickle_is_refused_unrun(tmp_path, monkeypatch):
     assert not (tmp_path / "EXPLOITED").exists()
 
 
+def test_a_vectors_pickle_that_names_a_companion_pickle_is_refused_unrun(tmp_path, monkeypatch):
+    # gensim's load would unpickle evil.model.payload without restriction: refused before it runs.
+    from gensim.models import KeyedVectors
+
+    monkeypatch.chdir(tmp_path)
+    vectors = KeyedVectors(vector_size=2)
+    vectors.add_vectors(["good", "bad"], np.eye(2, dtype=np.float32))
+    vectors.save(str(tmp_path / "evil.model"))
+    loaded = pickle.loads((tmp_path / "evil.model").read_bytes())
+    setattr(loaded, "__scipys", ["payload"])
+    (tmp_path / "evil.model").write_bytes(pickle.dumps(loaded))
+    (tmp_path / "evil.model.payload").write_bytes(pickle.dumps(_Exploit()))
+    with pytest.raises(DataError, match="names companion pickles under __scipys"):
+        load_pretrained_vectors(str(tmp_path / "evil.model"), None, None, "gensim", True)
+    assert not (tmp_path / "EXPLOITED").exists()
+
+
 def test_the_default_hub_vectors_are_pinned_to_a_commit(default_params):
     revision = default_params["embed"]["pretrained"]["revision"]
     assert revision and len(revision) == 40 and int(revision, 16) >= 0

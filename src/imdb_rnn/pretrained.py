@@ -46,10 +46,20 @@ class _VectorsOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+# gensim's SaveLoad.load unpickles, without restriction, a companion file for each attribute an
+# object lists under these keys (sparse matrices, nested models). KeyedVectors never writes them:
+# their large arrays go to `.npy` companions, which NumPy loads without pickle.
+UNPICKLED_COMPANIONS = ("__scipys", "__recursive_saveloads")
+
+
 def check_vectors_pickle(path: Path) -> None:
-    """Refuse a gensim vectors file whose pickle refers to anything but word-vector classes."""
+    """Refuse a gensim vectors file whose pickle refers to anything but word-vector classes, or
+    that would make gensim unpickle a companion file."""
     try:
-        _VectorsOnlyUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
+        vectors = _VectorsOnlyUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
+        companions = [key for key in UNPICKLED_COMPANIONS if getattr(vectors, key, None)]
+        if companions:
+            raise pickle.UnpicklingError(f"it names companion pickles under {companions[0]}")
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
         raise DataError(
             f"{path} is not a plain gensim KeyedVectors file ({error}), so it was not loaded: it"
