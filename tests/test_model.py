@@ -130,6 +130,14 @@ def test_masked_padding_does_not_change_the_prediction(default_params, matrix, p
     assert not np.allclose(*predictions[False], rtol=1e-5)
 
 
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+def test_a_review_without_a_known_word_gets_a_finite_probability(default_params, matrix, pooling):
+    """Tokenizing "..." or an emoji leaves no id: the row is all padding."""
+    params = train_params(default_params, pooling=pooling, mask_padding=True)
+    probability = build_classifier(params, matrix).predict(np.zeros((2, 6), np.int32), verbose=0)
+    assert np.isfinite(probability).all()
+
+
 def test_same_seed_gives_the_same_training_result(default_params, matrix, batch):
     params = train_params(default_params)
     losses = []

@@ -50,6 +50,34 @@ class MaskedGlobalMaxPooling1D(keras.layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
+@keras.saving.register_keras_serializable(package="imdb_rnn")
+class MaskedGlobalAveragePooling1D(keras.layers.Layer):
+    """Mean over time of each feature, over real (unmasked) steps only.
+
+    Keras' GlobalAveragePooling1D divides by the number of real steps, which is zero for a review
+    with no known word after tokenizing ("...", an emoji): its probability was NaN. Such a review
+    pools to zeros here, as with MaskedGlobalMaxPooling1D; every other review gets the same sum and
+    division as Keras' layer computes.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):  # inputs: (batch, steps, features); mask: (batch, steps)
+        if mask is None:
+            return keras.ops.mean(inputs, axis=1)
+        real_steps = keras.ops.expand_dims(keras.ops.cast(mask, inputs.dtype), -1)
+        total = keras.ops.sum(inputs * real_steps, axis=1)
+        return total / keras.ops.maximum(keras.ops.sum(real_steps, axis=1), 1.0)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+
 RECURRENT_LAYERS = {
     "simple_rnn": keras.layers.SimpleRNN,
     "lstm": keras.layers.LSTM,
@@ -123,12 +151,12 @@ def build_classifier(params: TrainParams, embedding_matrix: np.ndarray) -> keras
         if not is_last and params.between_layer_dropout:
             features = keras.layers.Dropout(params.between_layer_dropout)(features)
 
-    # Both poolings honour the padding mask (see MaskedGlobalMaxPooling1D for why Keras' own
-    # GlobalMaxPooling1D is not used).
+    # Both poolings honour the padding mask, and give an empty review zeros (their docstrings say
+    # why Keras' own GlobalMaxPooling1D and GlobalAveragePooling1D are not used).
     if params.pooling == "max":
         features = MaskedGlobalMaxPooling1D(name="global_max_pooling")(features)
     elif params.pooling == "mean":
-        features = keras.layers.GlobalAveragePooling1D(name="global_mean_pooling")(features)
+        features = MaskedGlobalAveragePooling1D(name="global_mean_pooling")(features)
     if params.head_dropout:
         features = keras.layers.Dropout(params.head_dropout)(features)
     if params.dense_units:
