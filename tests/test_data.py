@@ -168,6 +168,25 @@ def test_split_too_small_to_stratify_is_a_clear_error():
         split_official(train, test, labels, validation_fraction=0.1, seed=0)
 
 
+def test_a_split_that_would_leave_training_too_small_is_a_clear_error():
+    # 95 % of 20 reviews leaves one for training (scikit-learn's traceback: "train set will be
+    # empty" or too small to stratify); each side needs a review of each label.
+    train, test, labels = rows_and_labels(20, 4)
+    with pytest.raises(DataError, match="cannot carve a stratified validation set"):
+        split_official(train, test, labels, validation_fraction=0.95, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("label_counts", "max_reviews"),
+    [((500, 501), 1000), ((10, 1), 5)],  # one review left out; a label seen once
+    ids=["one-left-out", "lone-label"],
+)
+def test_cap_reviews_samples_where_scikit_learn_cannot_stratify(label_counts, max_reviews):
+    labels = np.repeat(np.array([0, 1], np.int8), label_counts)
+    capped = cap_reviews(np.arange(len(labels)), labels, max_reviews, seed=0)
+    assert len(capped) == max_reviews == len(set(capped.tolist()))
+
+
 def test_cap_reviews_keeps_label_balance():
     rows, labels = rows_and_labels(100)
     capped = cap_reviews(rows, labels, 10, seed=0)

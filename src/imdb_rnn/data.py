@@ -9,6 +9,7 @@ whatever the corpus size. Reading and writing are the stages' business.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -90,8 +91,12 @@ class Splits:
 
 
 def _check_stratifiable(rows: np.ndarray, labels: np.ndarray, fraction: float, what: str) -> None:
+    """scikit-learn's conditions for a stratified split, refused in one line: every label twice,
+    and both parts (the split-off one rounded up, as scikit-learn sizes it) as large as the
+    number of labels."""
     values, counts = np.unique(labels[rows], return_counts=True)
-    if len(counts) < 2 or counts.min() < 2 or round(len(rows) * fraction) < 2:
+    part_size = math.ceil(len(rows) * fraction)
+    if len(counts) < 2 or counts.min() < 2 or min(part_size, len(rows) - part_size) < len(counts):
         balance = {int(value): int(count) for value, count in zip(values, counts, strict=True)}
         raise DataError(
             f"cannot carve a stratified {what} set ({fraction:.0%}) out of {len(rows)} reviews"
@@ -185,7 +190,11 @@ def cap_reviews(rows: np.ndarray, labels: np.ndarray, max_reviews: int, seed: in
     """A stratified sample of at most ``max_reviews`` of ``rows``, for quick runs on a subset."""
     if len(rows) <= max_reviews:
         return rows
-    if len(np.unique(labels[rows])) < 2 or max_reviews < 2:
+    counts = np.unique(labels[rows], return_counts=True)[1]
+    left_out = len(rows) - max_reviews
+    # Where scikit-learn cannot stratify (a label seen once, or fewer reviews left out than there
+    # are labels), a plain sample: the balance then moves by at most a review or two.
+    if len(counts) < 2 or counts.min() < 2 or min(max_reviews, left_out) < len(counts):
         return pd.Series(rows).sample(n=max_reviews, random_state=seed).to_numpy()
     sample, _ = train_test_split(
         rows, train_size=max_reviews, random_state=seed, stratify=labels[rows]
