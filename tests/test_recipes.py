@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from ruamel.yaml import YAML
 
 from imdb_rnn.errors import ParamsError
 from imdb_rnn.params import PARAMS_FILE, read_document
@@ -11,6 +10,7 @@ from imdb_rnn.recipes import (
     RECIPES_DIR,
     apply_overrides,
     dvc_command,
+    hydra_override,
     load_recipe,
     main,
     recipe_names,
@@ -90,7 +90,7 @@ def test_an_unknown_key_is_a_one_line_error():
         apply_overrides({"train": {"units": 4}}, {"trian.units": 8})
 
 
-def test_the_dvc_command_writes_values_as_yaml(tmp_path):
+def test_the_dvc_command_writes_values_as_dvc_reads_them(tmp_path):
     (tmp_path / "demo.yaml").write_text(
         "name: demo\nnotebook: x.txt\ndescription: d\n"
         "claimed: {accuracy: 0.8, what: validation}\nstandard_substitutions: []\n"
@@ -109,12 +109,37 @@ def test_the_dvc_command_writes_values_as_yaml(tmp_path):
         "--set-param", 'ingest.source="data/a: b.csv"',
         "--set-param", 'ingest.revision="null"',
     ]  # fmt: skip
-    # DVC reads each value back as YAML: it must be the value the recipe holds.
-    read_back = {
-        key: YAML(typ="safe", pure=True).load(value)
-        for key, _, value in (arg.partition("=") for arg in command[7::2])
-    }
-    assert read_back == load_recipe("demo", tmp_path).set
+    assert hydra_read_back(command[7::2]) == load_recipe("demo", tmp_path).set
+
+
+def hydra_read_back(overrides: list[str]) -> dict:
+    """What DVC's --set-param makes of each override (it parses them with Hydra, not YAML)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return {override.key_or_group: override.value() for override in parsed}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["données/avis.csv", "C:\\new\\", 'say "hi"', "it's \\\"odd\\", "a,b c=d", 1e-05, [1, 2]],
+    ids=[
+        "non-ascii",
+        "backslashes",
+        "double-quotes",
+        "both-quotes",
+        "punctuation",
+        "float",
+        "list",
+    ],
+)
+def test_every_override_reaches_dvc_unchanged(value):
+    assert hydra_read_back([hydra_override("ingest.source", value)]) == {"ingest.source": value}
+
+
+def test_a_value_hydra_would_resolve_is_refused():
+    with pytest.raises(ParamsError, match=r"ingest.source: '\$\{HOME\}/a.csv' cannot be passed"):
+        hydra_override("ingest.source", "${HOME}/a.csv")
 
 
 def test_unknown_recipe_names_the_known_ones(tmp_path):

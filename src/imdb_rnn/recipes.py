@@ -20,6 +20,7 @@ import argparse
 import copy
 import difflib
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -162,12 +163,12 @@ def dvc_command(
     if queue:
         command.append("--queue")
     for key, value in (recipe.set | (overrides or {})).items():
-        command += ["--set-param", f"{key}={yaml_scalar(value)}"]
+        command += ["--set-param", hydra_override(key, value)]
     return command
 
 
 def parse_overrides(assignments: list[str]) -> dict[str, Any]:
-    """``key=value`` strings, each value read as YAML (as DVC's --set-param reads it)."""
+    """``key=value`` strings, each value read as YAML (as params.yaml would hold it)."""
     overrides = {}
     for assignment in assignments:
         key, separator, value = assignment.partition("=")
@@ -183,13 +184,41 @@ def parse_overrides(assignments: list[str]) -> dict[str, Any]:
     return overrides
 
 
-def yaml_scalar(value: Any) -> str:
-    """The value as DVC will parse it back (YAML): true/false/null, not Python's True/None.
+def hydra_override(key: str, value: Any) -> str:
+    """``key=value`` in the grammar DVC's --set-param parses: Hydra's override grammar, not YAML.
 
-    JSON is valid YAML, so JSON's quoting keeps a string a string however it reads
-    ("null", "1e-3", a path with ': ' in it).
+    Hydra keeps a quoted string's characters as they are (JSON's ``\u00e9`` or a doubled
+    backslash would reach params.yaml literally) and resolves ``${...}`` in it. So the value is
+    parsed back with Hydra's own parser, and one it would not give back unchanged is refused
+    before any experiment starts.
     """
-    return json.dumps(value)
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    override = f"{key}={_hydra_value(value)}"
+    try:
+        read_back = OverridesParser.create().parse_override(override).value()
+    except HydraException:
+        read_back = None
+    if read_back != value or type(read_back) is not type(value) or "${" in override:
+        raise ParamsError(
+            f"{key}: {value!r} cannot be passed to dvc exp run --set-param unchanged; set it in"
+            " params.yaml instead"
+        )
+    return override
+
+
+def _hydra_value(value: Any) -> str:
+    if isinstance(value, str):
+        # A backslash is literal, except in a run that ends at a quote: those are doubled.
+        quote = "'" if '"' in value and "'" not in value else '"'
+        escaped = re.sub(rf"(\\*)({quote}|$)", lambda m: 2 * m[1] + "\\" * bool(m[2]) + m[2], value)
+        return quote + escaped + quote
+    if isinstance(value, list):
+        return "[" + ",".join(_hydra_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_hydra_value(item)}" for k, item in value.items()) + "}"
+    return json.dumps(value)  # null, true/false and numbers are spelt as in JSON
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -242,7 +271,7 @@ def show_recipe(name: str) -> None:
         print(f"  - {substitution}")
     print("set:")
     for key, value in recipe.set.items():
-        print(f"  {key}: {yaml_scalar(value)}")
+        print(f"  {key}: {json.dumps(value, ensure_ascii=False)}")  # JSON is YAML too
 
 
 def run_recipes(args: argparse.Namespace) -> None:
@@ -254,8 +283,8 @@ def run_recipes(args: argparse.Namespace) -> None:
         with_recipe = apply_overrides(document, recipe.set, recipe_file)
         validate(with_recipe, recipe_file)
         validate(apply_overrides(with_recipe, extra, "--set"), "--set")
-    for recipe in recipes:
-        command = dvc_command(recipe, args.queue, extra, recipe.name + args.suffix)
+    commands = [dvc_command(r, args.queue, extra, r.name + args.suffix) for r in recipes]
+    for command in commands:
         print(shlex.join(command), flush=True)
         if args.dry_run:
             continue
