@@ -162,6 +162,28 @@ def test_predict_json_never_holds_nan(manifest):
     assert result.returncode == 0 and "NaN" not in result.stdout.decode()
 
 
+def test_a_review_argument_that_is_not_utf8_is_a_one_line_error():
+    # Python turns the argument's byte 0xe9 (latin-1 "é") into a lone surrogate, which printing the
+    # review would have failed on with a traceback once the model was loaded.
+    arguments = predict.parse_args(["Great film.", "caf\udce9 cr\u00e8me"])
+    with pytest.raises(DataError, match=r"review argument 2 is not valid UTF-8 \(byte 0xe9 at"):
+        list(predict.read_reviews(arguments))
+
+
+def test_a_named_pipe_is_read_as_a_file(tmp_path):
+    # `imdb-predict --file <(zcat reviews.gz)` names a pipe, which once was "does not exist".
+    pipe = tmp_path / "reviews"
+    os.mkfifo(pipe)
+    writer = subprocess.Popen(["sh", "-c", f"printf 'Great film.\\n' > '{pipe}'"])
+    try:
+        assert list(predict.read_reviews(predict.parse_args(["--file", str(pipe)]))) == [
+            "Great film."
+        ]
+    finally:
+        writer.kill()  # blocked opening the pipe if it was never read
+        writer.wait()
+
+
 # 6. No pickle without an explicit opt-in, and never one that calls anything but vectors.
 class _Exploit:
     def __reduce__(self):

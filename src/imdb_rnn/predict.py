@@ -17,6 +17,7 @@ import argparse
 import itertools
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -126,11 +127,16 @@ def stream_reviews(stream: BinaryIO, origin: str) -> Iterator[str]:
 def read_reviews(args: argparse.Namespace) -> Iterator[str]:
     """The reviews to classify, read lazily: a file or standard input line by line."""
     if args.reviews:
-        yield from (review for review in args.reviews if review.strip())
+        for number, review in enumerate(args.reviews, start=1):
+            # Python keeps an argument's undecodable bytes as lone surrogates, which printing the
+            # review later would fail on: refused here as a file's bytes are.
+            text = decode_utf8(os.fsencode(review), f"review argument {number}", 0)
+            if text.strip():
+                yield text
     elif args.file:
         if args.file.is_dir():
             raise DataError(f"--file {args.file} is a directory; give a text file")
-        if not args.file.is_file():
+        if not args.file.exists():  # not is_file(): a pipe, <(command) or /dev/stdin is read too
             raise DataError(f"--file {args.file} does not exist")
         with args.file.open("rb") as stream:
             yield from stream_reviews(stream, str(args.file))
