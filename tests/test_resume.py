@@ -193,7 +193,10 @@ def a_state(**changes) -> SavedState:
     state = SavedState(
         fingerprint=RUN,
         epochs_done=2,
-        history=[{"loss": 0.5, "val_loss": 0.4}, {"loss": 0.3, "val_loss": 0.35}],
+        history=[
+            {"loss": 0.5, "val_loss": 0.4, "val_accuracy": 0.8},
+            {"loss": 0.3, "val_loss": 0.35, "val_accuracy": 0.85},
+        ],
         counters={"EarlyStopping": {"wait": 0, "stopped_epoch": 0, "best": 0.35, "best_epoch": 1}},
         stop_training=False,
         saved_at=1.5,
@@ -241,6 +244,11 @@ def write_meta(path: Path, **changes) -> None:
          "it records 6 epochs done, more than train.epochs (2)"),
         (3, lambda path: write_state(a_state(history=[{"loss": 0.5}]), path),
          "it records 2 epochs done but holds the logs of 1"),
+        (3, lambda path: write_state(a_state(epochs_done=0, history=[], stop_training=True,
+                                             counters={}), path),
+         "it records that training stopped before its first epoch ended"),
+        (3, lambda path: write_state(a_state(history=[a_state().history[0], {"loss": 0.3}]), path),
+         "its logs of epoch 2 lack val_loss and val_accuracy"),
         (3, lambda path: write_state(a_state(model_variables=nan_weights()), path),
          "its model array 0 holds NaN or infinite values"),
         (3, lambda path: write_meta(path, epochs_done="2"),
@@ -302,7 +310,7 @@ def test_a_state_must_fit_the_models_variables(tmp_path, caplog):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="adam", loss="mse")
     model.optimizer.build(model.trainable_variables)
-    fitting = capture(model, [], [{"loss": 0.5}], RUN)
+    fitting = capture(model, [], [{"loss": 0.5, "val_loss": 0.4, "val_accuracy": 0.8}], RUN)
     state_dir = StateDirectory(tmp_path / "state", RUN, shared=False)
     assert state_dir.fits(fitting, model) is fitting
 

@@ -100,6 +100,10 @@ class _Meta(_Strict):
     counts: _Counts
 
 
+# The scores of the saved epoch that the train stage reads back from the history when it ends.
+SCORED_LOGS = ("val_loss", "val_accuracy")
+
+
 class UnusableState(Exception):
     """Why a saved state cannot be resumed from: it is set aside, and training starts over."""
 
@@ -202,6 +206,11 @@ def check_state(state: SavedState, run_fingerprint: str, epochs: int) -> None:
         raise UnusableState(
             f"it records {state.epochs_done} epochs done but holds the logs of {len(state.history)}"
         )
+    if state.stop_training and not state.epochs_done:
+        raise UnusableState("it records that training stopped before its first epoch ended")
+    for epoch, logs in enumerate(state.history, start=1):
+        if missing := [key for key in SCORED_LOGS if key not in logs]:
+            raise UnusableState(f"its logs of epoch {epoch} lack {' and '.join(missing)}")
     best_epoch = state.counters.get("EarlyStopping", {}).get("best_epoch", 0)
     if best_epoch >= max(state.epochs_done, 1):  # an index into the history once training ends
         raise UnusableState(
