@@ -97,10 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     corpus = TokenCorpus(args.corpus)
 
     unlabelled_reviews = 0
-    # Beside the outputs (not /tmp, often memory), in the nearest existing directory.
-    output_dir = args.matrix.parent
-    nearest = next(path for path in (output_dir, *output_dir.parents) if path.is_dir())
-    with artifacts.scratch_directory(nearest / "embed") as scratch:
+    with artifacts.scratch_beside_outputs(args.matrix, "embed") as scratch:
         if params.unlabelled and params.method == "word2vec":
             joined = Path(scratch) / "tokens.txt"
             unlabelled_reviews = write_word2vec_corpus(args.corpus, args.unlabelled, joined)

@@ -155,12 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     log.info("loading %s", origin)
     sources = load_reviews(params.source, params.dataset, params.revision)
-    # Beside the outputs, not in /tmp: /tmp is often memory (tmpfs), which would defeat the point.
-    # In the nearest existing directory, so that a failure creates no directory either; a killed
-    # run's scratch (a copy of the whole corpus) is removed by the next.
-    output_dir = args.train.parent
-    nearest = next(path for path in (output_dir, *output_dir.parents) if path.is_dir())
-    with artifacts.scratch_directory(nearest / "ingest") as scratch:
+    # A killed run's scratch (a copy of the whole corpus) is removed by the next run.
+    with artifacts.scratch_beside_outputs(args.train, "ingest") as scratch:
         store = artifacts.ReviewStore(Path(scratch) / "reviews.arrow")
         source_labels, dropped_empty = store_clean_reviews(sources, origin, store)
         labels = np.concatenate(list(source_labels.values()))

@@ -82,6 +82,15 @@ def scratch_directory(path: Path) -> Iterator[Path]:
         yield scratch
 
 
+def scratch_beside_outputs(output: Path, name: str) -> contextlib.AbstractContextManager[Path]:
+    """scratch_directory() for a stage's intermediate files, named ``name``, beside ``output``'s
+    folder: not in /tmp, which is often memory (tmpfs) and would defeat the point of spilling to
+    disk. It goes in the nearest folder that exists, so that a failed stage creates no folder."""
+    folder = output.parent
+    nearest = next(path for path in (folder, *folder.parents) if path.is_dir())
+    return scratch_directory(nearest / name)
+
+
 @contextlib.contextmanager
 def _temporary_beside(path: Path, suffix: str, directory: bool) -> Iterator[Path]:
     """A temporary file or directory next to ``path``, locked while this process uses it and

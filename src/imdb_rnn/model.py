@@ -106,8 +106,9 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 def uses_cudnn_kernels(params: TrainParams) -> bool:
     """Whether Keras can run the recurrent layers on cuDNN when a GPU is present.
 
-    Keras 3 falls back to the generic (much slower) kernel for SimpleRNN, for any recurrent
-    dropout, and for masks that are not right-padded (tokenize.padding: post keeps them so).
+    Keras 3 falls back to the generic (much slower) kernel for SimpleRNN and for any recurrent
+    dropout; and, deciding per batch, for masks that are not right-padded (tokenize.padding:
+    post keeps them so; that section is not the train stage's, so it is not checked here).
     """
     return params.model in ("lstm", "gru") and params.recurrent_dropout == 0
 
