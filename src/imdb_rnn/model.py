@@ -23,25 +23,12 @@ from imdb_rnn.params import TrainParams
 log = logging.getLogger(__name__)
 
 
-@keras.saving.register_keras_serializable(package="imdb_rnn")
-class MaskedGlobalMaxPooling1D(keras.layers.Layer):
-    """Maximum over time of each feature, over real (unmasked) steps only.
-
-    Keras' GlobalMaxPooling1D ignores the padding mask, and a bidirectional layer's backward half
-    outputs zeros at padded steps, so the same review would score differently with more padding.
-    A review with no real step at all pools to zeros.
-    """
+class _MaskedPooling1D(keras.layers.Layer):
+    """(batch, steps, features) to (batch, features), over the real (unmasked) steps only."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True
-
-    def call(self, inputs, mask=None):  # inputs: (batch, steps, features); mask: (batch, steps)
-        if mask is None:
-            return keras.ops.max(inputs, axis=1)
-        real_steps = keras.ops.expand_dims(keras.ops.cast(mask, "bool"), -1)
-        pooled = keras.ops.max(keras.ops.where(real_steps, inputs, float("-inf")), axis=1)
-        return keras.ops.where(keras.ops.any(real_steps, axis=1), pooled, 0.0)  # (batch, features)
 
     def compute_mask(self, inputs, mask=None):
         return None  # one vector per review: nothing left to mask
@@ -51,7 +38,24 @@ class MaskedGlobalMaxPooling1D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="imdb_rnn")
-class MaskedGlobalAveragePooling1D(keras.layers.Layer):
+class MaskedGlobalMaxPooling1D(_MaskedPooling1D):
+    """Maximum over time of each feature, over real (unmasked) steps only.
+
+    Keras' GlobalMaxPooling1D ignores the padding mask, and a bidirectional layer's backward half
+    outputs zeros at padded steps, so the same review would score differently with more padding.
+    A review with no real step at all pools to zeros.
+    """
+
+    def call(self, inputs, mask=None):  # inputs: (batch, steps, features); mask: (batch, steps)
+        if mask is None:
+            return keras.ops.max(inputs, axis=1)
+        real_steps = keras.ops.expand_dims(keras.ops.cast(mask, "bool"), -1)
+        pooled = keras.ops.max(keras.ops.where(real_steps, inputs, float("-inf")), axis=1)
+        return keras.ops.where(keras.ops.any(real_steps, axis=1), pooled, 0.0)  # (batch, features)
+
+
+@keras.saving.register_keras_serializable(package="imdb_rnn")
+class MaskedGlobalAveragePooling1D(_MaskedPooling1D):
     """Mean over time of each feature, over real (unmasked) steps only.
 
     Keras' GlobalAveragePooling1D divides by the number of real steps, which is zero for a review
@@ -60,22 +64,12 @@ class MaskedGlobalAveragePooling1D(keras.layers.Layer):
     division as Keras' layer computes.
     """
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.supports_masking = True
-
     def call(self, inputs, mask=None):  # inputs: (batch, steps, features); mask: (batch, steps)
         if mask is None:
             return keras.ops.mean(inputs, axis=1)
         real_steps = keras.ops.expand_dims(keras.ops.cast(mask, inputs.dtype), -1)
         total = keras.ops.sum(inputs * real_steps, axis=1)
         return total / keras.ops.maximum(keras.ops.sum(real_steps, axis=1), 1.0)
-
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2])
 
 
 RECURRENT_LAYERS = {
