@@ -463,7 +463,7 @@ def test_dvc_missing_from_path_is_one_line_for_the_tools_that_run_it(recipe_proj
     [
         (errno.ENOSPC, "free some disk space"),
         (errno.EROFS, "read-only"),
-        (errno.EACCES, "check the permissions"),
+        (errno.EACCES, "(data/raw/train.parquet); check the permissions of that file and its"),
     ],
 )
 def test_environment_errors_are_one_line(number, expected, capsys):

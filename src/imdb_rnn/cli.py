@@ -44,13 +44,18 @@ _EARLY_CXX_LOG = re.compile(
 # What a command whose reader closed the pipe exits with: the status of one that SIGPIPE killed.
 SIGPIPE_STATUS = 128 + signal.SIGPIPE
 
+# The file may be the user's own (imdb-predict --file), not only one of the project's.
+_PERMISSIONS = (
+    "check the permissions of that file and its folders (and, for a stage, of DVC's cache"
+    " .dvc/cache)"
+)
 # Errors of the machine rather than of the code: reported in one line, with what to do.
 _ENVIRONMENT_ERRORS = {
     errno.ENOSPC: "free some disk space and run it again",
     errno.EDQUOT: "free some of your disk quota and run it again",
     errno.EROFS: "the file system is read-only; run from a writable copy of the project",
-    errno.EACCES: "check the permissions of the project directory and DVC's cache (.dvc/cache)",
-    errno.EPERM: "check the permissions of the project directory and DVC's cache (.dvc/cache)",
+    errno.EACCES: _PERMISSIONS,
+    errno.EPERM: _PERMISSIONS,
 }
 
 
