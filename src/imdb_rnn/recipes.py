@@ -208,12 +208,22 @@ def hydra_override(key: str, value: Any) -> str:
     return override
 
 
+def _hydra_quoted(text: str) -> str:
+    """``text`` as a quoted string of Hydra's grammar. Inside one, a backslash is literal except
+    in a run of them that ends at a quote or at the closing quote: such runs are doubled, and a
+    quote of the enclosing kind gets one more backslash."""
+    quote = "'" if '"' in text and "'" not in text else '"'
+
+    def escape(match: re.Match) -> str:
+        backslashes, quote_or_end = match[1], match[2]
+        return 2 * backslashes + ("\\" + quote_or_end if quote_or_end else "")
+
+    return quote + re.sub(rf"(\\*)({quote}|$)", escape, text) + quote
+
+
 def _hydra_value(value: Any) -> str:
     if isinstance(value, str):
-        # A backslash is literal, except in a run that ends at a quote: those are doubled.
-        quote = "'" if '"' in value and "'" not in value else '"'
-        escaped = re.sub(rf"(\\*)({quote}|$)", lambda m: 2 * m[1] + "\\" * bool(m[2]) + m[2], value)
-        return quote + escaped + quote
+        return _hydra_quoted(value)
     if isinstance(value, list):
         return "[" + ",".join(_hydra_value(item) for item in value) + "]"
     if isinstance(value, dict):
